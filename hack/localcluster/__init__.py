@@ -1,0 +1,1 @@
+"""The project's local control plane and registry, for `make cluster`, `make dev` and the tests."""

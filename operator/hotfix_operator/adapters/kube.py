@@ -1,0 +1,228 @@
+"""Kubernetes I/O for the operator: read what the lifecycle needs, carry out its actions
+idempotently, write status and Events. Synchronous (the kubernetes client); the Kopf handlers call
+it from a worker thread."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from hotfix_operator import API_GROUP, API_VERSION
+from hotfix_operator.core.actions import (
+    Action,
+    CreateDeployment,
+    DeleteDeployment,
+    Event,
+    SetContainerImage,
+    SetServiceSelector,
+)
+from hotfix_operator.core.lifecycle import LABEL_RELEASE_UID, POD_TEMPLATE_HASH, green_name
+from hotfix_operator.core.model import Phase, Release, Status
+from hotfix_operator.core.observations import DeploymentView, ImageCheck, Observations, ServiceView
+
+log = logging.getLogger(__name__)
+PLURAL = "hotfixreleases"
+REVISION = "deployment.kubernetes.io/revision"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+
+
+def _selector_string(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+class KubeAdapter:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.discovery = client.DiscoveryV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def get_release(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            body: dict[str, Any] = self.custom.get_namespaced_custom_object(API_GROUP, API_VERSION, namespace,
+                                                                             PLURAL, name)
+            return body
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def observe(self, release: Release, status: Status, now: datetime.datetime,
+                image: ImageCheck | None) -> Observations:
+        ns, t = release.namespace, release.spec.target
+        blue = self._deployment(ns, t.deployment)
+        service = self._service(ns, t.service)
+        preview = self._service(ns, t.preview_service) if t.preview_service else None
+        green = self._deployment(ns, status.blue_green.green_deployment or green_name(release))
+        app_selector = status.blue_green.original_selector or (
+            {k: v for k, v in service.selector.items() if k != POD_TEMPLATE_HASH} if service else None)
+        ips_by_hash: dict[str, frozenset[str]] = {}
+        green_pods = 0
+        if app_selector:
+            ready: dict[str, set[str]] = {}
+            for pod in self.core.list_namespaced_pod(ns, label_selector=_selector_string(app_selector)).items:
+                labels = pod.metadata.labels or {}
+                if labels.get(LABEL_RELEASE_UID) == release.uid:
+                    green_pods += 1
+                if pod.metadata.deletion_timestamp is None and pod.status.pod_ip and _pod_ready(pod):
+                    ready.setdefault(labels.get(POD_TEMPLATE_HASH, ""), set()).add(pod.status.pod_ip)
+            ips_by_hash = {h: frozenset(ips) for h, ips in ready.items()}
+        return Observations(
+            now=now, blue=blue, service=service, preview_service=preview, green=green,
+            endpoint_ips=self._endpoint_ips(ns, t.service) if service else frozenset(),
+            pod_ips_by_hash=ips_by_hash, green_pod_count=green_pods, image=image,
+            queue_ahead=self._queue_ahead(release) if status.phase in (None, Phase.PENDING, Phase.QUEUED) else (),
+        )
+
+    def _deployment(self, namespace: str, name: str) -> DeploymentView | None:
+        try:
+            dep = self.apps.read_namespaced_deployment(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        raw = self.api.sanitize_for_serialization(dep)
+        spec, st = raw.get("spec", {}), raw.get("status", {})
+        selector = spec.get("selector", {}).get("matchLabels", {})
+        return DeploymentView(
+            name=name, generation=raw["metadata"].get("generation", 0),
+            observed_generation=st.get("observedGeneration", 0), replicas=spec.get("replicas", 1),
+            updated_replicas=st.get("updatedReplicas", 0), available_replicas=st.get("availableReplicas", 0),
+            current_hash=self._current_hash(namespace, raw, selector), selector=selector,
+            pod_template=spec.get("template", {}), labels=raw["metadata"].get("labels") or {},
+            stuck_reason=_stuck_reason(st.get("conditions") or []),
+        )
+
+    def _current_hash(self, namespace: str, deployment: dict[str, Any], selector: Mapping[str, str]) -> str | None:
+        """The pod-template-hash of the ReplicaSet that runs the Deployment's current revision."""
+        revision = (deployment["metadata"].get("annotations") or {}).get(REVISION)
+        if revision is None:
+            return None
+        uid = deployment["metadata"]["uid"]
+        for rs in self.apps.list_namespaced_replica_set(namespace, label_selector=_selector_string(selector)).items:
+            owners = rs.metadata.owner_references or []
+            if any(o.uid == uid and o.controller for o in owners) and \
+                    (rs.metadata.annotations or {}).get(REVISION) == revision:
+                value = (rs.metadata.labels or {}).get(POD_TEMPLATE_HASH)
+                return str(value) if value else None
+        return None
+
+    def _service(self, namespace: str, name: str) -> ServiceView | None:
+        try:
+            svc = self.core.read_namespaced_service(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return ServiceView(name=name, selector=dict(svc.spec.selector or {}))
+
+    def _endpoint_ips(self, namespace: str, service: str) -> frozenset[str]:
+        ips: set[str] = set()
+        slices = self.discovery.list_namespaced_endpoint_slice(
+            namespace, label_selector=f"kubernetes.io/service-name={service}")
+        for endpoint_slice in slices.items:
+            for endpoint in endpoint_slice.endpoints or []:
+                ready = endpoint.conditions.ready if endpoint.conditions else None
+                if ready is not False:  # nil means ready, per the EndpointSlice API
+                    ips.update(endpoint.addresses or [])
+        return frozenset(ips)
+
+    def _queue_ahead(self, release: Release) -> tuple[str, ...]:
+        listed = self.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, release.namespace, PLURAL)
+        ahead: list[tuple[str, str]] = []
+        for item in listed.get("items", []):
+            meta = item["metadata"]
+            if meta["uid"] == release.uid or item.get("spec", {}).get("target", {}).get("deployment") != \
+                    release.spec.target.deployment:
+                continue
+            phase = (item.get("status") or {}).get("phase")
+            if phase is not None and Phase(phase).terminal:
+                continue
+            key = (meta["creationTimestamp"], meta["name"])
+            if key < (release.created.strftime("%Y-%m-%dT%H:%M:%SZ"), release.name):
+                ahead.append((meta["creationTimestamp"], meta["name"]))
+        return tuple(name for _, name in sorted(ahead))
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def write_status(self, release: Release, status: Status) -> None:
+        # A JSON patch replacing the whole status: fields the lifecycle cleared must disappear, which a
+        # merge patch would not do.
+        patch = [{"op": "add", "path": "/status", "value": status.to_json()}]
+        self.custom.patch_namespaced_custom_object_status(API_GROUP, API_VERSION, release.namespace, PLURAL,
+                                                          release.name, patch, _content_type=JSON_PATCH)
+
+    def execute(self, release: Release, action: Action) -> str:
+        """Carry out one action; returns a line for the log. Safe to repeat."""
+        ns = release.namespace
+        if isinstance(action, SetServiceSelector):
+            patch = [{"op": "replace", "path": "/spec/selector", "value": dict(action.selector)}]
+            self.core.patch_namespaced_service(action.service, ns, patch, _content_type=JSON_PATCH)
+            return f"Service {action.service} selector -> {dict(action.selector)} ({action.why})"
+        if isinstance(action, CreateDeployment):
+            name = action.manifest["metadata"]["name"]
+            try:
+                self.apps.create_namespaced_deployment(ns, dict(action.manifest))
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                return f"Deployment {name} already exists"
+            return f"created Deployment {name}"
+        if isinstance(action, DeleteDeployment):
+            current = self._deployment(ns, action.name)
+            if current is None:
+                return f"Deployment {action.name} already gone"
+            if current.labels.get(LABEL_RELEASE_UID) != action.release_uid:
+                raise RuntimeError(f"refusing to delete Deployment {action.name}: not created by this release")
+            try:
+                self.apps.delete_namespaced_deployment(action.name, ns, propagation_policy="Background")
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+            return f"deleted Deployment {action.name}"
+        if isinstance(action, SetContainerImage):
+            patch = {"spec": {"template": {"spec": {"containers": [{"name": action.container,
+                                                                     "image": action.image}]}}}}
+            self.apps.patch_namespaced_deployment(action.deployment, ns, patch, _content_type=STRATEGIC_MERGE)
+            return f"Deployment {action.deployment} container {action.container} image -> {action.image}"
+        raise TypeError(f"unknown action {action!r}")
+
+    def post_event(self, release: Release, event: Event, now: datetime.datetime) -> None:
+        message = event.message if event.actor == "hotfix-operator" else f"{event.actor}: {event.message}"
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{release.name}.", namespace=release.namespace),
+            involved_object=client.V1ObjectReference(
+                api_version=f"{API_GROUP}/{API_VERSION}", kind="HotfixRelease", name=release.name,
+                namespace=release.namespace, uid=release.uid),
+            reason=event.reason, message=message[:1024], type=event.type,
+            source=client.V1EventSource(component="hotfix-operator"), reporting_component="hotfix-operator",
+            reporting_instance="hotfix-operator", first_timestamp=now, last_timestamp=now, count=1,
+            action=event.reason,
+        )
+        try:
+            self.core.create_namespaced_event(release.namespace, body)
+        except ApiException as exc:  # an Event is best effort; the audit trail in status is the record
+            log.warning("could not post Event %s for %s/%s: %s", event.reason, release.namespace, release.name,
+                        exc.reason)
+
+
+def _pod_ready(pod: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def _stuck_reason(conditions: list[dict[str, Any]]) -> str | None:
+    for cond in conditions:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            return str(cond.get("message") or cond.get("reason"))
+        if cond.get("type") == "Progressing" and cond.get("status") == "False":
+            return str(cond.get("message") or cond.get("reason"))
+    return None

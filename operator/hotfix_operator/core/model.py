@@ -1,0 +1,187 @@
+"""The HotfixRelease as the core sees it: a validated spec and the status the operator owns.
+
+The API server already enforces the schema and CEL rules; these models give the core typed access
+and keep unknown or hostile shapes (a hand-edited object, an older schema) from reaching the logic.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
+
+
+class Phase(enum.StrEnum):
+    PENDING = "Pending"
+    QUEUED = "Queued"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    DEPLOYING = "Deploying"
+    PROMOTED = "Promoted"
+    FINALIZING = "Finalizing"
+    SUCCEEDED = "Succeeded"
+    REJECTED = "Rejected"
+    ROLLING_BACK = "RollingBack"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (Phase.SUCCEEDED, Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED)
+
+    @property
+    def holds_target(self) -> bool:
+        """Phases in which this release owns the target's traffic and objects."""
+        return self in (Phase.DEPLOYING, Phase.PROMOTED, Phase.FINALIZING, Phase.ROLLING_BACK)
+
+
+# -- spec ------------------------------------------------------------------------------------------
+
+
+class Target(_Camel):
+    deployment: str
+    service: str
+    container: str
+    preview_service: str | None = None
+
+
+class Artifact(_Camel):
+    image: str
+    source_repository: str
+    evidence: str | None = None
+
+
+class Approval(_Camel):
+    approver: str
+    decision: Literal["Approve", "Reject"]
+    comment: str = ""
+    at: datetime.datetime | None = None
+
+
+class ApprovalSpec(_Camel):
+    approvals: tuple[Approval, ...] = ()
+
+
+class Rollout(_Camel):
+    progress_deadline_seconds: int = 600
+    bake_seconds: int = 60
+    scale_down_delay_seconds: int = 30
+    auto_rollback: bool = True
+
+
+class Spec(_Camel):
+    version: str
+    commit_sha: str
+    justification: str
+    ticket_url: str
+    severity: Literal["P0", "P1"]
+    risk_level: Literal["low", "medium", "high"]
+    requested_by: str
+    target: Target
+    artifact: Artifact
+    approval: ApprovalSpec = ApprovalSpec()
+    abort: bool = False
+    rollout: Rollout = Rollout()
+
+    @property
+    def tag(self) -> str:
+        return f"v{self.version}"
+
+
+class Release(_Camel):
+    """What the core needs of the object's metadata plus its spec."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    created: datetime.datetime
+    spec: Spec
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> Release:
+        meta = body["metadata"]
+        return cls(
+            name=meta["name"],
+            namespace=meta["namespace"],
+            uid=meta.get("uid", ""),
+            generation=meta.get("generation", 1),
+            created=meta["creationTimestamp"],
+            spec=body["spec"],
+        )
+
+
+# -- status ----------------------------------------------------------------------------------------
+
+
+class Condition(_Camel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    observed_generation: int | None = None
+    last_transition_time: datetime.datetime | None = None
+
+
+class Timestamps(_Camel):
+    created: datetime.datetime | None = None
+    approved: datetime.datetime | None = None
+    green_created: datetime.datetime | None = None
+    green_available: datetime.datetime | None = None
+    promoted: datetime.datetime | None = None
+    fold_started: datetime.datetime | None = None
+    folded: datetime.datetime | None = None
+    rollback_started: datetime.datetime | None = None
+    completed: datetime.datetime | None = None
+
+
+class BlueGreen(_Camel):
+    """Everything needed to finish or undo the cutover after a restart."""
+
+    blue_hash: str | None = None
+    blue_image: str | None = None
+    original_selector: dict[str, str] | None = None
+    preview_original_selector: dict[str, str] | None = None
+    green_deployment: str | None = None
+    green_hash: str | None = None
+    folded_hash: str | None = None
+    active_hash: str | None = None
+
+
+class AuditEntry(_Camel):
+    time: datetime.datetime
+    actor: str
+    action: str
+    detail: str = ""
+
+
+class Status(_Camel):
+    phase: Phase | None = None
+    message: str = ""
+    observed_generation: int | None = None
+    incident_id: str | None = None
+    tag: str | None = None
+    approvals: str | None = None
+    queued_behind: str | None = None
+    sla_deadline: datetime.datetime | None = None
+    timestamps: Timestamps = Timestamps()
+    blue_green: BlueGreen = BlueGreen()
+    conditions: tuple[Condition, ...] = ()
+    audit: tuple[AuditEntry, ...] = Field(default=())
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> Status:
+        return cls.model_validate(body.get("status") or {})
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return data
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)

@@ -1,0 +1,76 @@
+"""What the shell saw of the world, reduced to what the lifecycle decides on. Plain frozen data."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    name: str
+    generation: int
+    observed_generation: int
+    replicas: int
+    updated_replicas: int
+    available_replicas: int
+    # pod-template-hash of the ReplicaSet for the Deployment's current template, once it exists
+    current_hash: str | None
+    selector: Mapping[str, str]
+    pod_template: Mapping[str, Any]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # why it is not progressing, from its conditions (e.g. a quota refusing pods), if anything
+    stuck_reason: str | None = None
+
+    def container_image(self, container: str) -> str | None:
+        for c in self.pod_template.get("spec", {}).get("containers", []):
+            if c.get("name") == container:
+                image = c.get("image")
+                return image if isinstance(image, str) else None
+        return None
+
+    @property
+    def rolled_out(self) -> bool:
+        """Its controller has caught up and every replica runs the current template and is available."""
+        return (
+            self.observed_generation >= self.generation
+            and self.current_hash is not None
+            and self.updated_replicas >= self.replicas
+            and self.available_replicas >= self.replicas
+        )
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    name: str
+    selector: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """Result of reading the image's manifest from its registry by digest."""
+
+    ok: bool
+    transient: bool = False
+    reason: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Observations:
+    now: datetime.datetime
+    blue: DeploymentView | None
+    service: ServiceView | None
+    preview_service: ServiceView | None
+    green: DeploymentView | None
+    # ready pod IPs behind the active Service, as the EndpointSlice controller published them
+    endpoint_ips: frozenset[str] = frozenset()
+    # ready pod IPs per pod-template-hash, among pods of the target's app
+    pod_ips_by_hash: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # pods (ready or not, terminating included) carrying this release's green label
+    green_pod_count: int = 0
+    image: ImageCheck | None = None
+    # earlier, unfinished HotfixReleases for the same Deployment, oldest first
+    queue_ahead: tuple[str, ...] = ()

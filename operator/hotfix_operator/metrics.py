@@ -1,0 +1,39 @@
+"""Prometheus metrics: what SREs' SLA panels read. Names follow Prometheus conventions."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from hotfix_operator.core.model import Phase, Status
+
+_DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 7200)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.transitions = Counter("hotfix_phase_transitions_total", "HotfixRelease phase transitions, by new phase",
+                                   ["phase"], registry=self.registry)
+        self.outcomes = Counter("hotfix_releases_total", "Finished HotfixReleases, by outcome", ["outcome"],
+                                registry=self.registry)
+        self.time_to_production = Histogram(
+            "hotfix_time_to_production_seconds", "From creation to traffic on the hotfix (the SLA clock)",
+            buckets=_DURATION_BUCKETS, registry=self.registry)
+        self.approval_to_production = Histogram(
+            "hotfix_approval_to_production_seconds", "From approval to traffic on the hotfix (the operator's share)",
+            buckets=_DURATION_BUCKETS, registry=self.registry)
+        self.reconcile_errors = Counter("hotfix_reconcile_errors_total", "Reconciles that raised and were retried",
+                                        registry=self.registry)
+
+    def record(self, before: Status, after: Status) -> None:
+        if after.phase is None or after.phase == before.phase:
+            return
+        self.transitions.labels(phase=after.phase.value).inc()
+        if after.phase.terminal:
+            self.outcomes.labels(outcome=after.phase.value).inc()
+        ts = after.timestamps
+        if after.phase == Phase.PROMOTED and ts.promoted:
+            if ts.created:
+                self.time_to_production.observe((ts.promoted - ts.created).total_seconds())
+            if ts.approved:
+                self.approval_to_production.observe((ts.promoted - ts.approved).total_seconds())
