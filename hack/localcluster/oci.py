@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import json
+import ssl
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,8 @@ class PushedImage:
 class Pusher:
     def __init__(self, registry: str, ca_file: str | Path | None = None) -> None:
         self.registry = registry
-        self.http = httpx.Client(base_url=f"https://{registry}", verify=str(ca_file) if ca_file else True, timeout=30)
+        verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+        self.http = httpx.Client(base_url=f"https://{registry}", verify=verify, timeout=30)
 
     def close(self) -> None:
         self.http.close()

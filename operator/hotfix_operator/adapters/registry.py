@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,7 +194,8 @@ class RegistryClient:
         self._max_manifest_bytes = max_manifest_bytes
         self._max_blob_bytes = max_blob_bytes
         self._tokens: dict[tuple[str, str], str] = {}
-        self._http = httpx.Client(verify=ca_file if ca_file else True, timeout=timeout_seconds, follow_redirects=False)
+        verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
+        self._http = httpx.Client(verify=verify, timeout=timeout_seconds, follow_redirects=False)
         self.request_count = 0
 
     def close(self) -> None:

@@ -449,7 +449,10 @@ class _Step:
                 self.say(f"rolling Deployment {t.deployment} to the hotfix image; traffic stays on green")
                 self.wait()
                 return
-            if not (blue.rolled_out and blue.current_hash and blue.current_hash != self.bg.blue_hash):
+            # Its template now names the hotfix image (checked above), so once its controller has caught up
+            # and every replica is updated and available, the current ReplicaSet runs the hotfix. (When blue
+            # already ran this very image, that is blue's own ReplicaSet, and nothing needs to roll.)
+            if not (blue.rolled_out and blue.current_hash):
                 started = self.status.timestamps.fold_started or self.now
                 if (self.now - started).total_seconds() > self.spec.rollout.progress_deadline_seconds:
                     self._fail("FoldTimedOut", f"Deployment {t.deployment} did not finish rolling out the hotfix "

@@ -1,0 +1,52 @@
+# The project's entry points. `make dev` and `make test` set up a fresh machine by themselves.
+SHELL := bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+LOCAL := .local
+export PYTHONPATH := $(CURDIR)/hack
+KUBECTL = $(shell $(PY) -c "from localcluster.toolchain import Toolchain; print(Toolchain.from_cache(build=False).kubectl)")
+
+.PHONY: help deps dev test test-unit cluster cluster-down crds operator lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+deps: ## install Debian packages, the Python env and the control-plane binaries (idempotent)
+	@bash hack/install-deps.sh
+
+dev: deps ## the product on its embedded default: local control plane, registry, operator, a hotfix end to end
+	@$(PY) hack/dev.py
+
+test: deps ## the whole test suite (unit + real control plane)
+	@$(PY) -m pytest
+
+test-unit: deps ## only the tests that need no control plane
+	@$(PY) -m pytest -m "not cluster"
+
+cluster: deps ## start the local control plane in the background; writes .local/kubeconfig
+	@$(PY) -m localcluster up --dir $(LOCAL)
+
+cluster-down: ## stop the local control plane
+	@$(PY) -m localcluster down --dir $(LOCAL)
+
+crds: ## install the CRDs and roles into the cluster of .local/kubeconfig
+	@$(KUBECTL) --kubeconfig $(LOCAL)/kubeconfig apply --server-side -f crds/
+	@$(KUBECTL) --kubeconfig $(LOCAL)/kubeconfig wait --for condition=Established crd --all --timeout=30s >/dev/null
+
+operator: crds ## run the operator in the foreground against .local/kubeconfig (as its service account)
+	@$(VENV)/bin/hotfix-operator run --kubeconfig $(LOCAL)/users/operator.kubeconfig \
+	  --registry-ca-file $(LOCAL)/pki/ca.crt
+
+lint: deps ## ruff and mypy
+	@$(VENV)/bin/ruff check operator tests hack bench
+	@$(VENV)/bin/mypy
+
+bench: deps ## every benchmark; writes bench/results/*.json
+	@for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
+
+bench-%: deps ## one benchmark, e.g. make bench-cutover
+	@$(PY) bench/bench_$*.py
+
+clean: cluster-down
+	rm -rf $(LOCAL)

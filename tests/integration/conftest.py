@@ -1,0 +1,148 @@
+"""Fixtures for the operator on the real control plane: the operator as a real process (so a test
+can kill it), a fresh namespace per test with the quickstart app, and a real image in the registry."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from localcluster.cluster import LocalCluster, _die_with_parent, free_port
+from localcluster.oci import PushedImage, Pusher
+
+from tests.kube import Kube, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+QUICKSTART = list(yaml.safe_load_all((REPO / "examples" / "quickstart" / "app.yaml").read_text()))
+
+
+class OperatorProcess:
+    """`hotfix-operator run` as the operator's service account, restartable."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+        self.log_path = cluster.workdir / "logs" / "operator.log"
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.metrics_port = 0
+
+    def start(self) -> None:
+        self.metrics_port = free_port()
+        argv = [sys.executable, "-m", "hotfix_operator.cli", "run",
+                "--kubeconfig", str(self.cluster.operator_kubeconfig),
+                "--registry-ca-file", str(self.cluster.ca_file), "--metrics-port", str(self.metrics_port),
+                "--metrics-address", "127.0.0.1"]
+        with self.log_path.open("ab") as out:
+            self.popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          preexec_fn=_die_with_parent, env={**os.environ})
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up or write anything, like a crashed or evicted pod."""
+        if self.popen and self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGKILL)
+            self.popen.wait()
+
+    def stop(self) -> None:
+        if self.popen and self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: LocalCluster) -> Iterator[OperatorProcess]:
+    proc = OperatorProcess(cluster)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def running_operator(operator: OperatorProcess) -> OperatorProcess:
+    """The session's operator, restarted if an earlier test killed it."""
+    if operator.popen is None or operator.popen.poll() is not None:
+        operator.start()
+    return operator
+
+
+@pytest.fixture(scope="session")
+def hotfix_image(cluster: LocalCluster) -> PushedImage:
+    with Pusher(cluster.registry_host, cluster.ca_file) as pusher:
+        return pusher.push_image("shop/checkout", "4.1.2-hotfix.1", {"app": b"checkout 4.1.2-hotfix.1\n"})
+
+
+@pytest.fixture
+def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
+    name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
+    kube.kubectl("create", "namespace", name)
+    wait_for("default service account", lambda: kube.kubectl("get", "sa", "default", "-n", name, check=False)
+             .startswith("NAME"))
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def quickstart(kube: Kube, namespace: str) -> str:
+    """The quickstart app (Deployment checkout x3, Services checkout and checkout-preview), rolled out."""
+    kube.apply(QUICKSTART, namespace)
+
+    def ready() -> bool:
+        dep = kube.apps.read_namespaced_deployment("checkout", namespace)
+        return (dep.status.available_replicas or 0) == 3 and len(kube.endpoint_ips(namespace, "checkout")) == 3
+
+    wait_for("quickstart rolled out with 3 endpoints", ready)
+    return namespace
+
+
+def hotfix_manifest(image: str, name: str = "checkout-hotfix", **spec_overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "version": "4.1.2-hotfix.1",
+        "commitSha": "a8b1963c1f0e2d3b4a5968776655443322110099",
+        "justification": "Checkout fails for every card payment since 09:12 UTC; all revenue is blocked.",
+        "ticketUrl": "https://tracker.example.com/INCIDENT-123",
+        "severity": "P0",
+        "riskLevel": "high",
+        "requestedBy": "alice",
+        "target": {"deployment": "checkout", "service": "checkout", "container": "app",
+                   "previewService": "checkout-preview"},
+        "artifact": {"image": image, "sourceRepository": "github.com/acme/checkout"},
+        "rollout": {"progressDeadlineSeconds": 30, "bakeSeconds": 2, "scaleDownDelaySeconds": 1},
+    }
+    for key, value in spec_overrides.items():
+        spec[key] = value
+    return {"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixRelease", "metadata": {"name": name},
+            "spec": copy.deepcopy(spec)}
+
+
+def approve(kube: Kube, namespace: str, name: str, approver: str = "bob", decision: str = "Approve") -> None:
+    patch = ('[{"op":"add","path":"/spec/approval/approvals/-","value":{"approver":"%s","decision":"%s",'
+             '"comment":"reviewed the diff"}}]' % (approver, decision))
+    kube.kubectl("patch", "hfr", name, "-n", namespace, "--type=json", "-p", patch, user=approver)
+
+
+FileHotfix = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def file_hotfix(kube: Kube, hotfix_image: PushedImage) -> FileHotfix:
+    """Apply a HotfixRelease as alice (the requester), through kubectl and the real admission chain."""
+
+    def file(namespace: str, name: str = "checkout-hotfix", **spec: Any) -> dict[str, Any]:
+        manifest = hotfix_manifest(hotfix_image.reference, name, **spec)
+        kube.apply(manifest, namespace, user="alice")
+        return manifest
+
+    return file
