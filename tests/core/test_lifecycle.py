@@ -1,0 +1,276 @@
+"""The lifecycle core, as a specification: phases, refusals, approvals, rollback, and that a crash
+between any two steps never leaves production worse off than doing nothing."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hotfix_operator.core.lifecycle import AUDIT_LIMIT, POD_TEMPLATE_HASH, Decision, incident_id, reconcile
+from hotfix_operator.core.model import AuditEntry, Phase, Release, Status
+from hotfix_operator.core.observations import ImageCheck
+from tests.core.world import APP, BLUE_IMAGE, HOTFIX_IMAGE, T0, World
+
+TERMINAL = {Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.REJECTED, Phase.FAILED}
+
+
+def make_release(approvals: tuple[tuple[str, str], ...] = (), abort: bool = False, **rollout: Any) -> Release:
+    return Release.model_validate({
+        "name": "checkout-hotfix", "namespace": "shop", "uid": "0764d121-aaaa-bbbb-cccc-000000000001",
+        "generation": 1, "created": T0,
+        "spec": {
+            "version": "4.1.2-hotfix.1", "commitSha": "a" * 40, "justification": "x" * 60,
+            "ticketUrl": "https://tracker.example.com/INCIDENT-1", "severity": "P0", "riskLevel": "high",
+            "requestedBy": "alice",
+            "target": {"deployment": "checkout", "service": "checkout", "container": "app",
+                       "previewService": "checkout-preview"},
+            "artifact": {"image": HOTFIX_IMAGE, "sourceRepository": "github.com/acme/checkout"},
+            "approval": {"approvals": [{"approver": a, "decision": d} for a, d in approvals]},
+            "abort": abort,
+            "rollout": {"progressDeadlineSeconds": 30, "bakeSeconds": 5, "scaleDownDelaySeconds": 2, **rollout},
+        },
+    })
+
+
+def approved(**rollout: Any) -> Release:
+    return make_release((("bob", "Approve"),), **rollout)
+
+
+def drive(world: World, status: Status = Status(), steps: int = 200) -> tuple[Status, list[Decision]]:
+    """Reconcile, act and let time pass until a terminal phase with nothing left to do."""
+    decisions = []
+    for _ in range(steps):
+        decision = reconcile(world.release, status, world.observe())
+        decisions.append(decision)
+        status = decision.status
+        for action in decision.actions:
+            world.apply(action)
+        if status.phase in TERMINAL and not decision.actions:
+            return status, decisions
+        world.tick()
+    raise AssertionError(f"no terminal phase after {steps} steps: {status.phase} {status.message}")
+
+
+def phases(status: Status) -> list[str]:
+    return [e.action for e in status.audit if e.action in {p.value for p in Phase}]
+
+
+class TestHappyPath:
+    def test_an_approved_hotfix_ends_succeeded_with_the_cluster_in_its_original_shape(self) -> None:
+        world = World(approved())
+        status, _ = drive(world)
+        assert status.phase == Phase.SUCCEEDED
+        assert phases(status) == ["Pending", "AwaitingApproval", "Deploying", "Promoted", "Finalizing", "Succeeded"]
+        assert world.selector == APP and world.preview_selector == APP
+        assert world.blue.template["spec"]["containers"][0]["image"] == HOTFIX_IMAGE
+        assert world.green is not None and world.green.deleted
+        assert status.condition("Ready") is not None and status.condition("Ready").status == "True"  # type: ignore[union-attr]
+
+    def test_status_identifies_the_incident_and_the_sla(self) -> None:
+        status = reconcile(approved(), Status(), World(approved()).observe()).status
+        assert status.incident_id == "INC-20261123-091200" == incident_id(T0)
+        assert status.sla_deadline == T0 + datetime.timedelta(minutes=30)
+        assert status.tag == "v4.1.2-hotfix.1"
+
+    def test_traffic_moves_blue_then_green_then_folded_blue(self) -> None:
+        world = World(approved())
+        seen: list[str | None] = []
+        status = Status()
+        for _ in range(100):
+            decision = reconcile(world.release, status, world.observe())
+            status = decision.status
+            for action in decision.actions:
+                world.apply(action)
+            if not seen or seen[-1] != world.selector.get(POD_TEMPLATE_HASH, "original"):
+                seen.append(world.selector.get(POD_TEMPLATE_HASH, "original"))
+            if status.phase == Phase.SUCCEEDED:
+                break
+            world.tick()
+        bg = status.blue_green
+        assert seen == ["original", bg.blue_hash, bg.green_hash, bg.folded_hash, "original"]
+
+    def test_green_is_blue_template_with_the_hotfix_image_and_its_own_labels(self) -> None:
+        world = World(approved())
+        status = Status()
+        for _ in range(10):
+            decision = reconcile(world.release, status, world.observe())
+            status = decision.status
+            for action in decision.actions:
+                world.apply(action)
+            if world.green:
+                break
+            world.tick()
+        assert world.green is not None
+        labels = world.green.template["metadata"]["labels"]
+        assert labels["app"] == "checkout" and labels["tier"] == "web" and labels["hotfix.dev/role"] == "green"
+        assert world.green.template["spec"]["containers"][0]["image"] == HOTFIX_IMAGE
+        assert world.blue.template["spec"]["containers"][0]["image"] == BLUE_IMAGE
+
+
+class TestRefusals:
+    def test_a_missing_target_is_rejected_without_any_action(self) -> None:
+        world = World(approved())
+        status = reconcile(world.release, Status(), world.observe()).status
+        obs = world.observe()
+        decision = reconcile(world.release, status, obs.__class__(**{**obs.__dict__, "blue": None}))
+        assert decision.status.phase == Phase.REJECTED
+        assert decision.actions == ()
+        cond = decision.status.condition("InputValid")
+        assert cond is not None and cond.reason == "TargetNotFound"
+        assert decision.status.message == "Deployment shop/checkout does not exist"
+
+    def test_a_permanent_image_problem_rejects_and_a_transient_one_retries(self) -> None:
+        world = World(approved())
+        pending = reconcile(world.release, Status(), world.observe()).status
+        world.image_check = ImageCheck(ok=False, reason="DigestMismatch", message="served bytes hash to sha256:ee")
+        rejected = reconcile(world.release, pending, world.observe())
+        assert rejected.status.phase == Phase.REJECTED and rejected.status.message == "served bytes hash to sha256:ee"
+        world.image_check = ImageCheck(ok=False, transient=True, reason="RegistryUnavailable", message="timeout")
+        retry = reconcile(world.release, pending, world.observe())
+        assert retry.status.phase == Phase.PENDING
+        assert retry.requeue_after is not None and retry.requeue_after > 0
+
+    def test_a_service_pinned_by_someone_else_is_refused(self) -> None:
+        world = World(approved())
+        world.selector = {**APP, POD_TEMPLATE_HASH: "abc"}
+        status, _ = drive(world)
+        assert status.phase == Phase.REJECTED and "ServiceAlreadyPinned" in [e.reason for e in
+                                                                              reconcile(world.release, Status(
+                                                                                  phase=Phase.PENDING),
+                                                                                  world.observe()).events]
+
+
+class TestApprovals:
+    def test_without_approval_it_waits_and_says_how_to_approve(self) -> None:
+        world = World(make_release())
+        status = Status()
+        for _ in range(3):
+            decision = reconcile(world.release, status, world.observe())
+            status = decision.status
+        assert status.phase == Phase.AWAITING_APPROVAL
+        assert status.approvals == "0/1"
+        assert "/spec/approval/approvals/-" in status.message and "other than alice" in status.message
+
+    def test_the_requester_cannot_approve_their_own_hotfix(self) -> None:
+        world = World(make_release((("alice", "Approve"),)))
+        status = Status()
+        for _ in range(3):
+            status = reconcile(world.release, status, world.observe()).status
+        assert status.phase == Phase.AWAITING_APPROVAL
+        cond = status.condition("Approved")
+        assert cond is not None and "alice requested this hotfix and cannot approve it" in cond.message
+
+    def test_a_reject_decision_rejects_and_names_who(self) -> None:
+        world = World(make_release((("carol", "Reject"), ("bob", "Approve"))))
+        status, _ = drive(world)
+        assert status.phase == Phase.REJECTED
+        assert status.message == "rejected by carol"
+        assert world.green is None and world.selector == APP
+
+
+class TestRollback:
+    def test_a_green_that_never_becomes_available_rolls_back_after_the_deadline(self) -> None:
+        world = World(approved(progressDeadlineSeconds=10), green_ready_after=None)
+        status, _ = drive(world)
+        assert status.phase == Phase.ROLLED_BACK
+        assert "exceeded quota" in status.message
+        assert world.selector == APP and world.preview_selector == APP
+        assert world.blue.template["spec"]["containers"][0]["image"] == BLUE_IMAGE
+        assert world.green is not None and world.green.deleted
+        stalled = status.condition("Stalled")
+        assert stalled is not None and stalled.status == "True"
+
+    def test_with_auto_rollback_off_a_failure_stops_and_abort_then_rolls_back(self) -> None:
+        world = World(approved(progressDeadlineSeconds=10, autoRollback=False), green_ready_after=None)
+        status, _ = drive(world)
+        assert status.phase == Phase.FAILED
+        assert "set spec.abort=true" in status.message
+        assert world.selector.get(POD_TEMPLATE_HASH) is not None, "left for a person, pinned to blue"
+        world.release = world.release.model_copy(update={"spec": world.release.spec.model_copy(
+            update={"abort": True})})
+        status, _ = drive(world, status)
+        assert status.phase == Phase.ROLLED_BACK and world.selector == APP
+
+    def test_abort_before_deployment_rejects_and_after_folding_is_ignored(self) -> None:
+        world = World(make_release(abort=True))
+        status, _ = drive(world)
+        assert status.phase == Phase.REJECTED and "nothing in production changed" in status.message
+        world = World(approved())
+        status = Status()
+        while status.phase != Phase.FINALIZING:
+            decision = reconcile(world.release, status, world.observe())
+            status = decision.status
+            for action in decision.actions:
+                world.apply(action)
+            world.tick()
+        world.release = world.release.model_copy(update={"spec": world.release.spec.model_copy(
+            update={"abort": True})})
+        status, _ = drive(world, status)
+        assert status.phase == Phase.SUCCEEDED
+        assert [e.action for e in status.audit].count("AbortIgnored") == 1
+
+
+class TestBookkeeping:
+    def test_a_condition_keeps_its_transition_time_while_its_status_holds(self) -> None:
+        world = World(make_release())
+        first = reconcile(world.release, Status(), world.observe()).status
+        world.tick(30)
+        second = reconcile(world.release, first, world.observe()).status
+        world.tick(30)
+        third = reconcile(world.release, second, world.observe()).status
+        a, b = second.condition("Reconciling"), third.condition("Reconciling")
+        assert a is not None and b is not None and a.last_transition_time == b.last_transition_time
+
+    def test_the_audit_trail_is_bounded(self) -> None:
+        entries = tuple(AuditEntry(time=T0, actor="x", action="Old", detail=str(i)) for i in range(AUDIT_LIMIT))
+        world = World(make_release())
+        status = reconcile(world.release, Status(audit=entries), world.observe()).status
+        assert len(status.audit) == AUDIT_LIMIT
+        assert status.audit[-1].action == "Pending"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    crashes=st.lists(st.sampled_from(["none", "before-status", "after-status", "mid-actions"]), min_size=300,
+                     max_size=300),
+    green_comes_up=st.booleans(),
+    tick_seconds=st.lists(st.floats(min_value=0.2, max_value=4.0), min_size=300, max_size=300),
+)
+def test_crashes_between_any_two_steps_converge_and_never_blackhole_traffic(
+        crashes: list[str], green_comes_up: bool, tick_seconds: list[float]) -> None:
+    """The shell persists status first, then acts; a crash can land anywhere. Whatever the schedule,
+    the release ends Succeeded (green up) or RolledBack (green never up), the Services end with their
+    original selectors, and the active Service never selects zero ready pods on the way."""
+    world = World(approved(progressDeadlineSeconds=20), green_ready_after=2 if green_comes_up else None)
+    persisted = Status()
+    for crash, seconds in zip(crashes, tick_seconds, strict=True):
+        decision = reconcile(world.release, persisted, world.observe())
+        if crash != "before-status":
+            persisted = decision.status
+            actions = decision.actions[:len(decision.actions) // 2] if crash == "mid-actions" else decision.actions
+            if crash != "after-status":
+                for action in actions:
+                    world.apply(action)
+                    assert world.serving(world.selector) > 0, f"blackholed traffic with {world.selector}"
+        if persisted.phase in TERMINAL and crash == "none" and not decision.actions:
+            break
+        world.tick(seconds)
+    else:
+        persisted, _ = drive(world, persisted)
+    assert persisted.phase == (Phase.SUCCEEDED if green_comes_up else Phase.ROLLED_BACK), persisted.message
+    assert world.selector == APP and world.preview_selector == APP
+    expected_image = HOTFIX_IMAGE if green_comes_up else BLUE_IMAGE
+    assert world.blue.template["spec"]["containers"][0]["image"] == expected_image
+    assert world.green is None or world.green.deleted
+
+
+def test_a_terminal_phase_is_never_entered_with_actions_still_to_run() -> None:
+    for comes_up in (True, False):
+        world = World(approved(progressDeadlineSeconds=10), green_ready_after=2 if comes_up else None)
+        _, decisions = drive(world)
+        for decision in decisions:
+            if decision.status.phase in TERMINAL:
+                assert decision.actions == ()

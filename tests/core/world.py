@@ -1,0 +1,145 @@
+"""A toy cluster for testing the pure lifecycle: just enough Deployment, ReplicaSet-hash, Service and
+endpoint behaviour to drive reconcile() through every phase, with crashes injected between steps.
+Kubernetes itself is exercised in tests/integration; this only feeds the core plausible observations."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotfix_operator.core.actions import Action, CreateDeployment, DeleteDeployment, SetContainerImage, SetServiceSelector
+from hotfix_operator.core.lifecycle import LABEL_RELEASE_UID, POD_TEMPLATE_HASH
+from hotfix_operator.core.model import Release
+from hotfix_operator.core.observations import DeploymentView, ImageCheck, Observations, ServiceView
+
+T0 = datetime.datetime(2026, 11, 23, 9, 12, tzinfo=datetime.UTC)
+HOTFIX_IMAGE = "registry.example.com/shop/checkout@sha256:" + "ab" * 32
+BLUE_IMAGE = "registry.example.com/shop/checkout:4.1.1"
+APP = {"app": "checkout"}
+
+
+def template_hash(template: dict[str, Any]) -> str:
+    return hashlib.sha256(repr(sorted(template["metadata"]["labels"].items())).encode()
+                          + template["spec"]["containers"][0]["image"].encode()).hexdigest()[:10]
+
+
+@dataclass
+class Deployment:
+    name: str
+    selector: dict[str, str]
+    template: dict[str, Any]
+    replicas: int = 3
+    labels: dict[str, str] = field(default_factory=dict)
+    generation: int = 1
+    observed_generation: int = 1
+    # hash -> pod count ready; the newest template's hash rolls in over `rollout_ticks`
+    pods: dict[str, int] = field(default_factory=dict)
+    deleted: bool = False
+    # ticks until new pods become ready; None = never (a green that cannot come up)
+    ready_after: int | None = 1
+    _pending_ticks: int = 0
+
+    @property
+    def current_hash(self) -> str:
+        return template_hash(self.template)
+
+    def view(self) -> DeploymentView:
+        current = self.current_hash
+        up = self.pods.get(current, 0)
+        return DeploymentView(
+            name=self.name, generation=self.generation, observed_generation=self.observed_generation,
+            replicas=self.replicas, updated_replicas=up, available_replicas=sum(self.pods.values()) if up else 0,
+            current_hash=current if self.observed_generation >= self.generation else None,
+            selector=self.selector, pod_template=self.template, labels=self.labels,
+            stuck_reason=None if self.ready_after is not None else "pods \"x\" is forbidden: exceeded quota")
+
+    def tick(self) -> None:
+        self.observed_generation = self.generation
+        current = self.current_hash
+        if self.pods.get(current, 0) >= self.replicas:
+            self.pods = {current: self.replicas}
+            return
+        if self.ready_after is None:
+            return
+        self._pending_ticks += 1
+        if self._pending_ticks >= self.ready_after:
+            self.pods = {current: self.replicas}
+            self._pending_ticks = 0
+
+
+@dataclass
+class World:
+    release: Release
+    now: datetime.datetime = T0
+    green_ready_after: int | None = 1
+    blue: Deployment = field(init=False)
+    green: Deployment | None = None
+    selector: dict[str, str] = field(default_factory=lambda: dict(APP))
+    preview_selector: dict[str, str] = field(default_factory=lambda: dict(APP))
+    terminating_green_pods: int = 0
+    image_check: ImageCheck = field(default_factory=lambda: ImageCheck(ok=True))
+    queue_ahead: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        template = {"metadata": {"labels": {"app": "checkout", "tier": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": BLUE_IMAGE}]}}
+        self.blue = Deployment("checkout", dict(APP), template)
+        self.blue.pods = {self.blue.current_hash: 3}
+
+    def ready_pods(self) -> dict[str, int]:
+        pods = dict(self.blue.pods)
+        if self.green and not self.green.deleted:
+            for h, n in self.green.pods.items():
+                pods[h] = pods.get(h, 0) + n
+        return pods
+
+    def serving(self, selector: dict[str, str]) -> int:
+        """How many ready pods the selector picks (all pods here carry app=checkout)."""
+        wanted = selector.get(POD_TEMPLATE_HASH)
+        return sum(n for h, n in self.ready_pods().items() if wanted in (None, h))
+
+    def observe(self) -> Observations:
+        green = self.green.view() if self.green and not self.green.deleted else None
+        pods = {h: frozenset(f"10.0.{i}.{j}" for j in range(n)) for i, (h, n) in enumerate(
+            sorted(self.ready_pods().items()))}
+        wanted = self.selector.get(POD_TEMPLATE_HASH)
+        endpoints = frozenset().union(*(ips for h, ips in pods.items() if wanted in (None, h))) if pods else frozenset()
+        green_pods = self.terminating_green_pods + (sum(self.green.pods.values()) if green and self.green else 0)
+        return Observations(
+            now=self.now, blue=self.blue.view(), service=ServiceView("checkout", dict(self.selector)),
+            preview_service=ServiceView("checkout-preview", dict(self.preview_selector)), green=green,
+            endpoint_ips=endpoints, pod_ips_by_hash=pods, green_pod_count=green_pods, image=self.image_check,
+            queue_ahead=self.queue_ahead)
+
+    def apply(self, action: Action) -> None:
+        if isinstance(action, SetServiceSelector):
+            if action.service == "checkout":
+                self.selector = dict(action.selector)
+            else:
+                self.preview_selector = dict(action.selector)
+        elif isinstance(action, CreateDeployment):
+            if self.green is None or self.green.deleted:
+                m = action.manifest
+                self.green = Deployment(m["metadata"]["name"], dict(m["spec"]["selector"]["matchLabels"]),
+                                        m["spec"]["template"], replicas=m["spec"]["replicas"],
+                                        labels=dict(m["metadata"]["labels"]), ready_after=self.green_ready_after)
+        elif isinstance(action, DeleteDeployment):
+            assert self.green is not None and self.green.labels[LABEL_RELEASE_UID] == action.release_uid
+            self.terminating_green_pods = sum(self.green.pods.values())
+            self.green.deleted = True
+        elif isinstance(action, SetContainerImage):
+            container = self.blue.template["spec"]["containers"][0]
+            if container["image"] != action.image:
+                container["image"] = action.image
+                self.blue.generation += 1
+        else:
+            raise TypeError(action)
+
+    def tick(self, seconds: float = 1.0) -> None:
+        self.now += datetime.timedelta(seconds=seconds)
+        self.blue.tick()
+        if self.green and not self.green.deleted:
+            self.green.tick()
+        self.terminating_green_pods = 0
