@@ -4,6 +4,7 @@ Entry points:
   verify_provenance(material, request, policy) -> VerificationResult   the operator's gate
   verify_bundle_signature(bundle, artifact_digest=…, policy=…) -> SignatureCheck
   read_oci_layout(directory) -> ProvenanceMaterial                     tests and tooling
+  load_policy(spec) -> ProvenancePolicy (raises Rejected(PolicyInvalid))
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .policy import (
     TrustedKey,
     VulnerabilityScanPolicy,
 )
+from .policy_loading import load_policy
 from .reasons import Reason, Rejected
 from .results import (
     EvidenceSummary,
@@ -52,6 +54,7 @@ __all__ = [
     "VerificationResult",
     "VulnerabilityScanPolicy",
     "VulnerabilityScanSummary",
+    "load_policy",
     "read_oci_layout",
     "verify_bundle_signature",
     "verify_provenance",

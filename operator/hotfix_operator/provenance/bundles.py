@@ -158,7 +158,10 @@ def verify_bundle(artifact: BundleArtifact, policy: SignerPolicy, *, artifact_di
 def _message_digest(signature: JsonObject, artifact_digest: str, what: str) -> bytes:
     require_sha256_digest(artifact_digest, what="artifact digest")
     expected = bytes.fromhex(artifact_digest.removeprefix("sha256:"))
-    digest = get_object(signature, "messageDigest", f"{what}.messageSignature")
+    digest = optional_object(signature, "messageDigest", f"{what}.messageSignature")
+    if digest is None:
+        # The digest is optional in the bundle; the signature is then checked over ours.
+        return expected
     algorithm = get_str(digest, "algorithm", f"{what}.messageSignature.messageDigest")
     if algorithm != "SHA2_256":
         raise Rejected(Reason.MALFORMED_INPUT, f"{what} message digest uses {algorithm}, only SHA2_256 is supported")
@@ -216,6 +219,23 @@ def _require_kind_version(tlog: TlogEntry, kind_version: JsonObject, what: str) 
             Reason.TLOG_INVALID,
             f"{what} declares a {declared[0]}/{declared[1]} entry, the body is {logged[0]}/{logged[1]}",
         )
+
+
+def _expired_at_logged_time(certificate: x509.Certificate, material: JsonObject, what: str) -> str | None:
+    """Explain a failed chain: was the certificate simply outside its validity at the logged time?
+
+    sigstore-python builds the chain at that time, so an expired leaf surfaces as a chain error.
+    """
+    entries = _tlog_entries(material, what)
+    if len(entries) != 1 or "integratedTime" not in entries[0]:
+        return None
+    moment = datetime.fromtimestamp(get_int(entries[0], "integratedTime", what, allow_string=True), UTC)
+    if certificate.not_valid_before_utc <= moment <= certificate.not_valid_after_utc:
+        return None
+    return (
+        f"{what}: logged time {moment.isoformat()} is outside the certificate's validity "
+        f"{certificate.not_valid_before_utc.isoformat()} – {certificate.not_valid_after_utc.isoformat()}"
+    )
 
 
 class _IdentityPolicy:
@@ -278,12 +298,18 @@ def _verify_keyless(
                 Hashed(algorithm=HashAlgorithm.SHA2_256, digest=message_digest), bundle, identity_policy
             )
     except CertValidationError as exc:
+        expired = _expired_at_logged_time(bundle.signing_certificate, material, what)
+        if expired is not None:
+            raise Rejected(Reason.CERTIFICATE_EXPIRED, expired) from None
         raise Rejected(Reason.CERTIFICATE_UNTRUSTED, f"{what}: {exc}") from None
     except Error as exc:
         raise Rejected(_classify(str(exc)), f"{what}: {exc}") from None
 
     identity: CertificateIdentity = certificate_identity(bundle.signing_certificate)
-    entry = _tlog_entries(material, what)[0]
+    entries = _tlog_entries(material, what)
+    if len(entries) != 1:
+        raise Rejected(Reason.TLOG_INVALID, f"{what} carries {len(entries)} log entries, expected one")
+    entry = entries[0]
     integrated = (
         get_int(entry, "integratedTime", what, allow_string=True)
         if "integratedTime" in entry and "inclusionPromise" in entry

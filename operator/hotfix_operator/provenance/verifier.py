@@ -15,7 +15,7 @@ If nothing needed verified, the first failure among the relevant items is the ve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .bundles import verify_bundle
 from .cosign_layers import describe_layer, verify_attestation_layer, verify_signature_layer
@@ -25,13 +25,16 @@ from .inputs import BundleArtifact, ProvenanceMaterial, ReleaseRequest
 from .limits import MAX_BUNDLES, MAX_LAYERS
 from .policy import ProvenancePolicy, SignerPolicy
 from .reasons import Reason, Rejected, abbreviate_pair
-from .results import ProvenanceSummary, SignerSummary, VerificationResult
+from .results import ProvenanceSummary, VerificationResult, VulnerabilityScanSummary
 from .signers import VerifiedSigner
 from .slsa import SLSA_PROVENANCE_TYPES, BuildFacts, read_build_facts
 from .sourcerepo import normalize_commit, normalize_repository
 from .statement import Statement, read_statement, require_subject
 from .strictjson import parse_json
 from .vulnerability import COSIGN_VULN_PREDICATE, evaluate_scans
+
+# What `cosign sign` (v3, bundle format) signs instead of a simple-signing payload.
+COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 
 
 @dataclass(frozen=True)
@@ -99,81 +102,36 @@ def _request_facts(material: ProvenanceMaterial, request: ReleaseRequest, policy
     return _RequestFacts(image_digest=image_digest, commit=commit, repository=repository)
 
 
+@dataclass
+class _Found:
+    """What verified, and what did not (kept to explain a refusal or to report as ignored)."""
+
+    image_signers: list[VerifiedSigner] = field(default_factory=list)
+    attestations: list[_Attestation] = field(default_factory=list)
+    signature_failures: list[Rejected] = field(default_factory=list)
+    attestation_failures: list[Rejected] = field(default_factory=list)
+
+    def add(self, attestation: _Attestation) -> None:
+        self.attestations.append(attestation)
+        if attestation.statement.predicate_type == COSIGN_SIGN_PREDICATE:
+            # cosign 3 signs images as a statement about the image digest.
+            self.image_signers.append(attestation.signer)
+
+    @property
+    def provenance(self) -> list[_Attestation]:
+        return [item for item in self.attestations if item.statement.predicate_type in SLSA_PROVENANCE_TYPES]
+
+    @property
+    def predicate_types(self) -> set[str]:
+        return {item.statement.predicate_type for item in self.attestations}
+
+
 def _verify(material: ProvenanceMaterial, request: ReleaseRequest, policy: ProvenancePolicy) -> ProvenanceSummary:
     facts = _request_facts(material, request, policy)
-    if len(material.signature_layers) + len(material.attestation_layers) > MAX_LAYERS:
-        raise Rejected(Reason.MALFORMED_INPUT, f"more than {MAX_LAYERS} signature and attestation layers")
-    if len(material.bundles) > MAX_BUNDLES:
-        raise Rejected(Reason.MALFORMED_INPUT, f"more than {MAX_BUNDLES} Sigstore bundles")
-    if not (material.signature_layers or material.attestation_layers or material.bundles):
-        raise Rejected(
-            Reason.NO_SIGNATURE, f"no signature, attestation or Sigstore bundle found for {facts.image_digest}"
-        )
-
-    image_signers: list[VerifiedSigner] = []
-    attestations: list[_Attestation] = []
-    signature_failures: list[Rejected] = []
-    attestation_failures: list[Rejected] = []
-
-    for layer in material.signature_layers:
-        try:
-            image_signers.append(verify_signature_layer(layer, facts.image_digest, policy).signer)
-        except Rejected as exc:
-            signature_failures.append(_located(exc, describe_layer(".sig", layer)))
-    for layer in material.attestation_layers:
-        try:
-            verified = verify_attestation_layer(layer, policy)
-            require_subject(verified.statement, facts.image_digest)
-            attestations.append(_Attestation(verified.signer, verified.statement, verified.payload, verified.origin))
-        except Rejected as exc:
-            attestation_failures.append(_located(exc, describe_layer(".att", layer)))
-    for bundle in material.bundles:
-        try:
-            _take_bundle(bundle, facts.image_digest, policy, image_signers, attestations)
-        except Rejected as exc:
-            attestation_failures.append(exc)
-
-    provenance = [item for item in attestations if item.statement.predicate_type in SLSA_PROVENANCE_TYPES]
-    if not provenance:
-        if attestation_failures:
-            raise attestation_failures[0]
-        if not attestations and not image_signers and signature_failures:
-            raise signature_failures[0]
-        found = sorted({item.statement.predicate_type for item in attestations})
-        raise Rejected(
-            Reason.PREDICATE_TYPE_MISSING,
-            f"no verified SLSA provenance for {facts.image_digest}"
-            + (f" (verified predicate types: {', '.join(found)})" if found else ""),
-        )
-    build_facts = [_check_provenance(item, facts, policy) for item in provenance]
-
-    verified_types = {item.statement.predicate_type for item in attestations}
-    for required in policy.required_predicate_types:
-        if required not in verified_types:
-            raise Rejected(
-                Reason.PREDICATE_TYPE_MISSING,
-                f"policy requires a verified {required} attestation; found {', '.join(sorted(verified_types))}"
-                + _unverified_note(attestation_failures),
-            )
-    if policy.require_image_signature and not image_signers:
-        if signature_failures:
-            raise signature_failures[0]
-        raise Rejected(
-            Reason.NO_SIGNATURE, f"policy requires an image signature (.sig) for {facts.image_digest}; none found"
-        )
-
-    scan_summary = None
-    if policy.vulnerability_scan is not None:
-        scans = [item.statement for item in attestations if item.statement.predicate_type == COSIGN_VULN_PREDICATE]
-        if scans:
-            scan_summary = evaluate_scans(scans, policy.vulnerability_scan)
-        elif policy.vulnerability_scan.required:
-            raise Rejected(
-                Reason.PREDICATE_TYPE_MISSING,
-                f"policy requires a verified vulnerability scan ({COSIGN_VULN_PREDICATE}); none found"
-                + _unverified_note(attestation_failures),
-            )
-
+    found = _collect(material, facts.image_digest, policy)
+    build_facts = _require_provenance(found, facts, policy)
+    _require_policy_extras(found, facts, policy)
+    scan_summary = _scan(found, policy)
     evidence_summary = None
     if material.evidence is not None:
         evidence_summary = verify_evidence(
@@ -182,27 +140,104 @@ def _verify(material: ProvenanceMaterial, request: ReleaseRequest, policy: Prove
                 VerifiedPayload(
                     item.payload, parse_json(item.payload, what="verified statement"), item.statement.predicate
                 )
-                for item in provenance
+                for item in found.provenance
             ],
         )
     elif policy.require_evidence:
         raise Rejected(Reason.EVIDENCE_MISMATCH, "policy requires an evidence bundle; none was provided")
 
     first = build_facts[0]
-    signers = _unique([item.signer.summary for item in attestations] + [signer.summary for signer in image_signers])
+    signers = [item.signer.summary for item in found.attestations] + [signer.summary for signer in found.image_signers]
     return ProvenanceSummary(
         image_digest=facts.image_digest,
         builder_id=first.builder_id,
         source_repository=first.source_repository,
         source_ref=first.source_ref,
         commit_sha=first.commit,
-        predicate_types=tuple(sorted(verified_types)),
-        signers=tuple(signers),
-        image_signature_verified=bool(image_signers),
+        predicate_types=tuple(sorted(found.predicate_types)),
+        signers=tuple(dict.fromkeys(signers)),
+        image_signature_verified=bool(found.image_signers),
         vulnerability_scan=scan_summary,
         evidence=evidence_summary,
-        ignored=tuple(f"{failure.reason}: {failure.message}" for failure in signature_failures + attestation_failures),
+        ignored=tuple(
+            f"{failure.reason}: {failure.message}" for failure in found.signature_failures + found.attestation_failures
+        ),
     )
+
+
+def _collect(material: ProvenanceMaterial, image_digest: str, policy: ProvenancePolicy) -> _Found:
+    if len(material.signature_layers) + len(material.attestation_layers) > MAX_LAYERS:
+        raise Rejected(Reason.MALFORMED_INPUT, f"more than {MAX_LAYERS} signature and attestation layers")
+    if len(material.bundles) > MAX_BUNDLES:
+        raise Rejected(Reason.MALFORMED_INPUT, f"more than {MAX_BUNDLES} Sigstore bundles")
+    if not (material.signature_layers or material.attestation_layers or material.bundles):
+        raise Rejected(Reason.NO_SIGNATURE, f"no signature, attestation or Sigstore bundle found for {image_digest}")
+    found = _Found()
+    for layer in material.signature_layers:
+        try:
+            found.image_signers.append(verify_signature_layer(layer, image_digest, policy).signer)
+        except Rejected as exc:
+            found.signature_failures.append(_located(exc, describe_layer(".sig", layer)))
+    for layer in material.attestation_layers:
+        try:
+            verified = verify_attestation_layer(layer, policy)
+            require_subject(verified.statement, image_digest)
+            found.add(_Attestation(verified.signer, verified.statement, verified.payload, verified.origin))
+        except Rejected as exc:
+            found.attestation_failures.append(_located(exc, describe_layer(".att", layer)))
+    for bundle in material.bundles:
+        try:
+            _take_bundle(bundle, image_digest, policy, found)
+        except Rejected as exc:
+            found.attestation_failures.append(exc)
+    return found
+
+
+def _require_provenance(found: _Found, facts: _RequestFacts, policy: ProvenancePolicy) -> list[BuildFacts]:
+    provenance = found.provenance
+    if not provenance:
+        if found.attestation_failures:
+            raise found.attestation_failures[0]
+        if not found.attestations and not found.image_signers and found.signature_failures:
+            raise found.signature_failures[0]
+        types = sorted(found.predicate_types)
+        raise Rejected(
+            Reason.PREDICATE_TYPE_MISSING,
+            f"no verified SLSA provenance for {facts.image_digest}"
+            + (f" (verified predicate types: {', '.join(types)})" if types else ""),
+        )
+    return [_check_provenance(item, facts, policy) for item in provenance]
+
+
+def _require_policy_extras(found: _Found, facts: _RequestFacts, policy: ProvenancePolicy) -> None:
+    for required in policy.required_predicate_types:
+        if required not in found.predicate_types:
+            raise Rejected(
+                Reason.PREDICATE_TYPE_MISSING,
+                f"policy requires a verified {required} attestation; found {', '.join(sorted(found.predicate_types))}"
+                + _unverified_note(found.attestation_failures),
+            )
+    if policy.require_image_signature and not found.image_signers:
+        if found.signature_failures:
+            raise found.signature_failures[0]
+        raise Rejected(
+            Reason.NO_SIGNATURE, f"policy requires an image signature (.sig) for {facts.image_digest}; none found"
+        )
+
+
+def _scan(found: _Found, policy: ProvenancePolicy) -> VulnerabilityScanSummary | None:
+    if policy.vulnerability_scan is None:
+        return None
+    scans = [item.statement for item in found.attestations if item.statement.predicate_type == COSIGN_VULN_PREDICATE]
+    if scans:
+        return evaluate_scans(scans, policy.vulnerability_scan)
+    if policy.vulnerability_scan.required:
+        raise Rejected(
+            Reason.PREDICATE_TYPE_MISSING,
+            f"policy requires a verified vulnerability scan ({COSIGN_VULN_PREDICATE}); none found"
+            + _unverified_note(found.attestation_failures),
+        )
+    return None
 
 
 def _unverified_note(failures: list[Rejected]) -> str:
@@ -215,29 +250,15 @@ def _located(exc: Rejected, origin: str) -> Rejected:
     return exc if origin in exc.message else Rejected(exc.reason, f"{origin}: {exc.message}")
 
 
-def _unique(summaries: list[SignerSummary]) -> list[SignerSummary]:
-    result: list[SignerSummary] = []
-    for summary in summaries:
-        if summary not in result:
-            result.append(summary)
-    return result
-
-
-def _take_bundle(
-    bundle: BundleArtifact,
-    image_digest: str,
-    policy: SignerPolicy,
-    image_signers: list[VerifiedSigner],
-    attestations: list[_Attestation],
-) -> None:
+def _take_bundle(bundle: BundleArtifact, image_digest: str, policy: SignerPolicy, found: _Found) -> None:
     verified = verify_bundle(bundle, policy, artifact_digest=image_digest)
     if verified.envelope is None:
         # A message signature over the image digest is an image signature.
-        image_signers.append(verified.signer)
+        found.image_signers.append(verified.signer)
         return
     statement = read_statement(verified.envelope.payload)
     require_subject(statement, image_digest)
-    attestations.append(_Attestation(verified.signer, statement, verified.envelope.payload, "Sigstore bundle"))
+    found.add(_Attestation(verified.signer, statement, verified.envelope.payload, "Sigstore bundle"))
 
 
 def check_builder(builder_id: str, policy: ProvenancePolicy) -> None:

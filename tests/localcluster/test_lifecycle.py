@@ -1,0 +1,72 @@
+"""The local control plane's contract: `up` writes the kubeconfigs, a second cluster runs beside the
+first (free ports), `down` stops everything, and killing the owner outright leaves no orphan process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from localcluster.cluster import USERS, LocalCluster
+
+from tests.kube import wait_for
+
+HACK = Path(__file__).resolve().parents[2] / "hack"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purposes; it only waits for its parent to reap it
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+def localcluster(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "localcluster", *args], cwd=HACK, text=True,
+                          capture_output=True, timeout=300, env={**os.environ, "PYTHONPATH": str(HACK)})
+
+
+def test_up_and_down_beside_the_session_cluster(cluster: LocalCluster, tmp_path: Path) -> None:
+    up = localcluster("up", "--dir", str(tmp_path))
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        state = json.loads((tmp_path / "cluster.json").read_text())
+        assert state["apiServer"] != f"https://127.0.0.1:{cluster.api_port}"
+        assert (tmp_path / "kubeconfig").exists()
+        for user in [*USERS, "operator"]:
+            assert (tmp_path / "users" / f"{user}.kubeconfig").exists()
+        second = LocalCluster(tmp_path)
+        nodes = second.kubectl("get", "nodes", "-o", "name").stdout.split()
+        assert len(nodes) == 3
+        pids = list(state["pids"].values())
+        assert all(alive(pid) for pid in pids)
+    finally:
+        down = localcluster("down", "--dir", str(tmp_path))
+    assert down.returncode == 0 and "stopped" in down.stdout
+    wait_for("every component to exit", lambda: not any(alive(pid) for pid in pids), timeout=15)
+    assert cluster.kubectl("get", "nodes").returncode == 0, "the session's cluster is untouched"
+
+
+def test_killing_the_owner_with_sigkill_leaves_no_orphans(tmp_path: Path) -> None:
+    owner = subprocess.Popen([sys.executable, "-m", "localcluster", "up", "--foreground", "--dir", str(tmp_path)],
+                             cwd=HACK, env={**os.environ, "PYTHONPATH": str(HACK)},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        state_file = tmp_path / "cluster.json"
+        wait_for("the cluster to be up", state_file.exists, timeout=120)
+        pids = list(json.loads(state_file.read_text())["pids"].values())
+        assert len(pids) == 6  # etcd, apiserver, controller-manager, scheduler, kwok, registry
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+        wait_for("every component to die with its owner", lambda: not any(alive(pid) for pid in pids), timeout=15)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+    time.sleep(0.1)
