@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from localcluster.cluster import LocalCluster
 
+from localcluster.cluster import LocalCluster
 from tests.kube import Kube
 
 CLUSTER_DIRS = ("integration", "adapters", "localcluster")

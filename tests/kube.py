@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from kubernetes import client, config
+
 from localcluster.cluster import LocalCluster
 
 T = TypeVar("T")
@@ -40,16 +41,23 @@ class Kube:
             raise AssertionError(f"kubectl {' '.join(args)} as {user or 'admin'} failed: {result.stderr}")
         return result.stdout if check else result.stdout + result.stderr
 
-    def apply(self, manifest: dict[str, Any] | list[dict[str, Any]], namespace: str, user: str | None = None,
-              check: bool = True, validate: bool = True) -> str:
+    def apply(
+        self,
+        manifest: dict[str, Any] | list[dict[str, Any]],
+        namespace: str,
+        user: str | None = None,
+        check: bool = True,
+        validate: bool = True,
+    ) -> str:
         items = manifest if isinstance(manifest, list) else [manifest]
         body = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
         flags = [] if validate else ["--validate=false"]
         return self.kubectl("apply", "-n", namespace, *flags, "-f", "-", user=user, stdin=body, check=check)
 
     def release(self, namespace: str, name: str) -> dict[str, Any]:
-        obj: dict[str, Any] = self.custom.get_namespaced_custom_object("hotfix.dev", "v1alpha1", namespace,
-                                                                       "hotfixreleases", name)
+        obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            "hotfix.dev", "v1alpha1", namespace, "hotfixreleases", name
+        )
         return obj
 
     def phase(self, namespace: str, name: str) -> str | None:
@@ -63,7 +71,7 @@ class Kube:
         try:
             return wait_for(f"{name} to reach {phases}", probe, timeout)
         except AssertionError as exc:
-            status = (self.release(namespace, name).get("status") or {})
+            status = self.release(namespace, name).get("status") or {}
             raise AssertionError(f"{exc}\nphase={status.get('phase')} message={status.get('message')}") from None
 
     def selector(self, namespace: str, service: str) -> dict[str, str]:
@@ -72,7 +80,8 @@ class Kube:
     def endpoint_ips(self, namespace: str, service: str) -> set[str]:
         ips: set[str] = set()
         for s in self.discovery.list_namespaced_endpoint_slice(
-                namespace, label_selector=f"kubernetes.io/service-name={service}").items:
+            namespace, label_selector=f"kubernetes.io/service-name={service}"
+        ).items:
             for e in s.endpoints or []:
                 if not e.conditions or e.conditions.ready is not False:
                     ips.update(e.addresses or [])
@@ -80,5 +89,8 @@ class Kube:
 
     def pod_ips(self, namespace: str, labels: dict[str, str]) -> set[str]:
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        return {p.status.pod_ip for p in self.core.list_namespaced_pod(namespace, label_selector=selector).items
-                if p.status.pod_ip and p.metadata.deletion_timestamp is None}
+        return {
+            p.status.pod_ip
+            for p in self.core.list_namespaced_pod(namespace, label_selector=selector).items
+            if p.status.pod_ip and p.metadata.deletion_timestamp is None
+        }

@@ -242,7 +242,8 @@ class LocalCluster:
         for name, pair in components.items():
             self._kubeconfig_for(self.workdir / "data" / f"{name}.kubeconfig", name, pair, ca)
         for user, groups in USERS.items():
-            self._kubeconfig_for(self.user_kubeconfig(user), user, ca.issue(f"user-{user}", user, organizations=groups), ca)
+            pair = ca.issue(f"user-{user}", user, organizations=groups)
+            self._kubeconfig_for(self.user_kubeconfig(user), user, pair, ca)
         # The operator authenticates as its service account; a client certificate whose CN is the
         # service account's user name is the same identity to RBAC, without expiring tokens.
         sa_user = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}"
@@ -288,7 +289,8 @@ class LocalCluster:
     def _bootstrap(self) -> None:
         nodes = [
             {"apiVersion": "v1", "kind": "Node", "metadata": {
-                "name": f"kwok-node-{i}", "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "name": f"kwok-node-{i}",
+                "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
                 "labels": {"kubernetes.io/hostname": f"kwok-node-{i}", "kubernetes.io/os": "linux", "type": "kwok",
                            "topology.kubernetes.io/zone": f"zone-{i % 3}"}},
              "status": {"allocatable": {"cpu": "64", "memory": "256Gi", "pods": "250"},
@@ -347,7 +349,8 @@ class LocalCluster:
             f"https://{self.registry_host}/v2/", context=context, timeout=1).status == 200)
 
     def _write_state(self) -> None:
-        state = {"apiServer": f"https://127.0.0.1:{self.api_port}", "registry": self.registry_host if self.with_registry else None,
+        state = {"apiServer": f"https://127.0.0.1:{self.api_port}",
+                 "registry": self.registry_host if self.with_registry else None,
                  "caFile": str(self.ca_file), "kubeconfig": str(self.kubeconfig),
                  "pids": {p.name: p.popen.pid for p in self.processes}}
         (self.workdir / "cluster.json").write_text(json.dumps(state, indent=2))

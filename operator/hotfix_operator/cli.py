@@ -23,12 +23,12 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
-        config.load_kube_config(config_file=args.kubeconfig)
+        config.load_kube_config(config_file=args.kubeconfig)  # type: ignore[no-untyped-call]
     else:
         try:
-            config.load_incluster_config()
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
         except config.ConfigException:
-            config.load_kube_config()
+            config.load_kube_config()  # type: ignore[no-untyped-call]
     plain_http = frozenset(args.plain_http_registry or ())
 
     def registry() -> RegistryClient:
@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
         # from a default path instead of --kubeconfig).
         conf = client.Configuration.get_default_copy()
         header = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix("authorization")
-        scheme, _, token = (header or "").rpartition(" ")
+        scheme, _sep, token = (header or "").rpartition(" ")
         return kopf.ConnectionInfo(
             server=conf.host, ca_path=conf.ssl_ca_cert, insecure=not conf.verify_ssl,
             scheme=scheme or None, token=token or None,

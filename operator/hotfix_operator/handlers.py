@@ -4,9 +4,10 @@ wake it at once; deleting a release mid-cutover first puts production back the w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import kopf
 
@@ -25,7 +26,7 @@ class Runtime:
     """What the handlers share; set once by the process that starts the operator."""
 
     controller: Controller | None = None
-    pokes: dict[str, asyncio.Event] = {}
+    pokes: ClassVar[dict[str, asyncio.Event]] = {}
 
 
 def controller() -> Controller:
@@ -51,7 +52,7 @@ def wake(uid: str, **_: Any) -> None:
         event.set()
 
 
-@kopf.daemon(*RESOURCE, cancellation_timeout=5.0)
+@kopf.daemon(*RESOURCE, cancellation_timeout=5.0)  # type: ignore[arg-type]
 async def drive(stopped: kopf.DaemonStopped, name: str, namespace: str, uid: str, **_: Any) -> None:
     poke = Runtime.pokes.setdefault(uid, asyncio.Event())
     failures = 0
@@ -73,15 +74,13 @@ async def drive(stopped: kopf.DaemonStopped, name: str, namespace: str, uid: str
                 delay = IDLE_RECHECK_SECONDS if outcome.requeue_after is None else outcome.requeue_after
             deadline = time.monotonic() + delay
             while not stopped and not poke.is_set() and time.monotonic() < deadline:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(poke.wait(), timeout=min(1.0, max(0.0, deadline - time.monotonic())))
-                except TimeoutError:
-                    pass
     finally:
         Runtime.pokes.pop(uid, None)
 
 
-@kopf.on.delete(*RESOURCE)
+@kopf.on.delete(*RESOURCE)  # type: ignore[arg-type]
 async def put_production_back(name: str, namespace: str, status: dict[str, Any], **_: Any) -> None:
     if not holds_production(Status.model_validate(status or {})):
         return

@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
-from localcluster.cluster import LocalCluster
-from localcluster.oci import PushedImage, Pusher
 
 from hotfix_operator.adapters.registry import (
     DigestMismatchError,
@@ -23,6 +21,8 @@ from hotfix_operator.adapters.registry import (
     RegistryCredentials,
     RegistryError,
 )
+from localcluster.cluster import LocalCluster
+from localcluster.oci import PushedImage, Pusher
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,8 @@ class Hostile(http.server.BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         status, headers, body = self.routes.get(path, (404, {}, b"{}"))
         if path == "/v2/private/app/manifests/" + DIGEST and self.headers.get("Authorization") != "Bearer t0k3n":
-            status, headers, body = 401, {"WWW-Authenticate": 'Bearer realm="http://%s/token",service="reg"'
-                                          % self.headers["Host"]}, b""
+            realm = f"http://{self.headers['Host']}/token"
+            status, headers, body = 401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="reg"'}, b""
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -83,8 +83,9 @@ class Hostile(http.server.BaseHTTPRequestHandler):
         pass
 
 
-MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                       "config": {}, "layers": []}).encode()
+MANIFEST = json.dumps(
+    {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": {}, "layers": []}
+).encode()
 DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
 
 
@@ -129,8 +130,9 @@ class TestAgainstAHostileRegistry:
         assert caught.value.reason == "TooLarge"
 
     @pytest.mark.parametrize(("status", "transient"), [(500, True), (503, True), (429, True), (400, False)])
-    def test_server_errors_are_transient_and_client_errors_are_not(self, hostile: str, status: int,
-                                                                  transient: bool) -> None:
+    def test_server_errors_are_transient_and_client_errors_are_not(
+        self, hostile: str, status: int, transient: bool
+    ) -> None:
         Hostile.routes[f"/v2/app/manifests/{DIGEST}"] = (status, {}, b"")
         with client_for(hostile) as client, pytest.raises(RegistryError) as caught:
             client.get_manifest(ImageReference.parse(f"{hostile}/app@{DIGEST}"))
@@ -144,8 +146,9 @@ class TestAgainstAHostileRegistry:
     def test_bearer_challenge_fetches_a_token_with_the_configured_credentials(self, hostile: str) -> None:
         Hostile.routes[f"/v2/private/app/manifests/{DIGEST}"] = (200, {}, MANIFEST)
         Hostile.routes["/token"] = (200, {}, b'{"token": "t0k3n"}')
-        creds = RegistryCredentials.from_dockerconfigjson(json.dumps({"auths": {hostile: {
-            "auth": base64.b64encode(b"robot:s3cret").decode()}}}).encode())
+        creds = RegistryCredentials.from_dockerconfigjson(
+            json.dumps({"auths": {hostile: {"auth": base64.b64encode(b"robot:s3cret").decode()}}}).encode()
+        )
         with client_for(hostile, credentials=creds) as client:
             assert client.get_manifest(ImageReference.parse(f"{hostile}/private/app@{DIGEST}")).raw == MANIFEST
         token_request = next(s for s in Hostile.seen if s["path"].startswith("/token"))
@@ -159,13 +162,16 @@ class TestAgainstAHostileRegistry:
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize(("text", "problem"), [
-    ("checkout@sha256:" + "a" * 64, "must name its registry host"),
-    ("registry.example.com/app@sha256:abc", "is not sha256:<64 lowercase hex>"),
-    ("registry.example.com/App@sha256:" + "a" * 64, "not a valid OCI repository name"),
-    ("registry.example.com/app:" + "t" * 200, "not a valid tag"),
-    ("x" * 2000, "longer than 1024"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("checkout@sha256:" + "a" * 64, "must name its registry host"),
+        ("registry.example.com/app@sha256:abc", "is not sha256:<64 lowercase hex>"),
+        ("registry.example.com/App@sha256:" + "a" * 64, "not a valid OCI repository name"),
+        ("registry.example.com/app:" + "t" * 200, "not a valid tag"),
+        ("x" * 2000, "longer than 1024"),
+    ],
+)
 def test_malformed_references_are_refused_with_the_reason(text: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         ImageReference.parse(text)

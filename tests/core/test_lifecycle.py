@@ -18,29 +18,43 @@ TERMINAL = {Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.REJECTED, Phase.FAILED}
 
 
 def make_release(approvals: tuple[tuple[str, str], ...] = (), abort: bool = False, **rollout: Any) -> Release:
-    return Release.model_validate({
-        "name": "checkout-hotfix", "namespace": "shop", "uid": "0764d121-aaaa-bbbb-cccc-000000000001",
-        "generation": 1, "created": T0,
-        "spec": {
-            "version": "4.1.2-hotfix.1", "commitSha": "a" * 40, "justification": "x" * 60,
-            "ticketUrl": "https://tracker.example.com/INCIDENT-1", "severity": "P0", "riskLevel": "high",
-            "requestedBy": "alice",
-            "target": {"deployment": "checkout", "service": "checkout", "container": "app",
-                       "previewService": "checkout-preview"},
-            "artifact": {"image": HOTFIX_IMAGE, "sourceRepository": "github.com/acme/checkout"},
-            "approval": {"approvals": [{"approver": a, "decision": d} for a, d in approvals]},
-            "abort": abort,
-            "rollout": {"progressDeadlineSeconds": 30, "bakeSeconds": 5, "scaleDownDelaySeconds": 2, **rollout},
-        },
-    })
+    return Release.model_validate(
+        {
+            "name": "checkout-hotfix",
+            "namespace": "shop",
+            "uid": "0764d121-aaaa-bbbb-cccc-000000000001",
+            "generation": 1,
+            "created": T0,
+            "spec": {
+                "version": "4.1.2-hotfix.1",
+                "commitSha": "a" * 40,
+                "justification": "x" * 60,
+                "ticketUrl": "https://tracker.example.com/INCIDENT-1",
+                "severity": "P0",
+                "riskLevel": "high",
+                "requestedBy": "alice",
+                "target": {
+                    "deployment": "checkout",
+                    "service": "checkout",
+                    "container": "app",
+                    "previewService": "checkout-preview",
+                },
+                "artifact": {"image": HOTFIX_IMAGE, "sourceRepository": "github.com/acme/checkout"},
+                "approval": {"approvals": [{"approver": a, "decision": d} for a, d in approvals]},
+                "abort": abort,
+                "rollout": {"progressDeadlineSeconds": 30, "bakeSeconds": 5, "scaleDownDelaySeconds": 2, **rollout},
+            },
+        }
+    )
 
 
 def approved(**rollout: Any) -> Release:
     return make_release((("bob", "Approve"),), **rollout)
 
 
-def drive(world: World, status: Status = Status(), steps: int = 200) -> tuple[Status, list[Decision]]:
+def drive(world: World, status: Status | None = None, steps: int = 200) -> tuple[Status, list[Decision]]:
     """Reconcile, act and let time pass until a terminal phase with nothing left to do."""
+    status = status or Status()
     decisions = []
     for _ in range(steps):
         decision = reconcile(world.release, status, world.observe())
@@ -137,10 +151,9 @@ class TestRefusals:
         world = World(approved())
         world.selector = {**APP, POD_TEMPLATE_HASH: "abc"}
         status, _ = drive(world)
-        assert status.phase == Phase.REJECTED and "ServiceAlreadyPinned" in [e.reason for e in
-                                                                              reconcile(world.release, Status(
-                                                                                  phase=Phase.PENDING),
-                                                                                  world.observe()).events]
+        assert status.phase == Phase.REJECTED and "ServiceAlreadyPinned" in [
+            e.reason for e in reconcile(world.release, Status(phase=Phase.PENDING), world.observe()).events
+        ]
 
 
 class TestApprovals:
@@ -189,8 +202,7 @@ class TestRollback:
         assert status.phase == Phase.FAILED
         assert "set spec.abort=true" in status.message
         assert world.selector.get(POD_TEMPLATE_HASH) is not None, "left for a person, pinned to blue"
-        world.release = world.release.model_copy(update={"spec": world.release.spec.model_copy(
-            update={"abort": True})})
+        world.release = world.release.model_copy(update={"spec": world.release.spec.model_copy(update={"abort": True})})
         status, _ = drive(world, status)
         assert status.phase == Phase.ROLLED_BACK and world.selector == APP
 
@@ -206,8 +218,7 @@ class TestRollback:
             for action in decision.actions:
                 world.apply(action)
             world.tick()
-        world.release = world.release.model_copy(update={"spec": world.release.spec.model_copy(
-            update={"abort": True})})
+        world.release = world.release.model_copy(update={"spec": world.release.spec.model_copy(update={"abort": True})})
         status, _ = drive(world, status)
         assert status.phase == Phase.SUCCEEDED
         assert [e.action for e in status.audit].count("AbortIgnored") == 1
@@ -234,13 +245,15 @@ class TestBookkeeping:
 
 @settings(max_examples=150, deadline=None)
 @given(
-    crashes=st.lists(st.sampled_from(["none", "before-status", "after-status", "mid-actions"]), min_size=300,
-                     max_size=300),
+    crashes=st.lists(
+        st.sampled_from(["none", "before-status", "after-status", "mid-actions"]), min_size=300, max_size=300
+    ),
     green_comes_up=st.booleans(),
     tick_seconds=st.lists(st.floats(min_value=0.2, max_value=4.0), min_size=300, max_size=300),
 )
 def test_crashes_between_any_two_steps_converge_and_never_blackhole_traffic(
-        crashes: list[str], green_comes_up: bool, tick_seconds: list[float]) -> None:
+    crashes: list[str], green_comes_up: bool, tick_seconds: list[float]
+) -> None:
     """The shell persists status first, then acts; a crash can land anywhere. Whatever the schedule,
     the release ends Succeeded (green up) or RolledBack (green never up), the Services end with their
     original selectors, and the active Service never selects zero ready pods on the way."""
@@ -250,7 +263,7 @@ def test_crashes_between_any_two_steps_converge_and_never_blackhole_traffic(
         decision = reconcile(world.release, persisted, world.observe())
         if crash != "before-status":
             persisted = decision.status
-            actions = decision.actions[:len(decision.actions) // 2] if crash == "mid-actions" else decision.actions
+            actions = decision.actions[: len(decision.actions) // 2] if crash == "mid-actions" else decision.actions
             if crash != "after-status":
                 for action in actions:
                     world.apply(action)

@@ -9,7 +9,13 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotfix_operator.core.actions import Action, CreateDeployment, DeleteDeployment, SetContainerImage, SetServiceSelector
+from hotfix_operator.core.actions import (
+    Action,
+    CreateDeployment,
+    DeleteDeployment,
+    SetContainerImage,
+    SetServiceSelector,
+)
 from hotfix_operator.core.lifecycle import LABEL_RELEASE_UID, POD_TEMPLATE_HASH
 from hotfix_operator.core.model import Release
 from hotfix_operator.core.observations import DeploymentView, ImageCheck, Observations, ServiceView
@@ -21,8 +27,10 @@ APP = {"app": "checkout"}
 
 
 def template_hash(template: dict[str, Any]) -> str:
-    return hashlib.sha256(repr(sorted(template["metadata"]["labels"].items())).encode()
-                          + template["spec"]["containers"][0]["image"].encode()).hexdigest()[:10]
+    return hashlib.sha256(
+        repr(sorted(template["metadata"]["labels"].items())).encode()
+        + template["spec"]["containers"][0]["image"].encode()
+    ).hexdigest()[:10]
 
 
 @dataclass
@@ -49,11 +57,18 @@ class Deployment:
         current = self.current_hash
         up = self.pods.get(current, 0)
         return DeploymentView(
-            name=self.name, generation=self.generation, observed_generation=self.observed_generation,
-            replicas=self.replicas, updated_replicas=up, available_replicas=sum(self.pods.values()) if up else 0,
+            name=self.name,
+            generation=self.generation,
+            observed_generation=self.observed_generation,
+            replicas=self.replicas,
+            updated_replicas=up,
+            available_replicas=sum(self.pods.values()) if up else 0,
             current_hash=current if self.observed_generation >= self.generation else None,
-            selector=self.selector, pod_template=self.template, labels=self.labels,
-            stuck_reason=None if self.ready_after is not None else "pods \"x\" is forbidden: exceeded quota")
+            selector=self.selector,
+            pod_template=self.template,
+            labels=self.labels,
+            stuck_reason=None if self.ready_after is not None else 'pods "x" is forbidden: exceeded quota',
+        )
 
     def tick(self) -> None:
         self.observed_generation = self.generation
@@ -83,8 +98,10 @@ class World:
     queue_ahead: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        template = {"metadata": {"labels": {"app": "checkout", "tier": "web"}},
-                    "spec": {"containers": [{"name": "app", "image": BLUE_IMAGE}]}}
+        template = {
+            "metadata": {"labels": {"app": "checkout", "tier": "web"}},
+            "spec": {"containers": [{"name": "app", "image": BLUE_IMAGE}]},
+        }
         self.blue = Deployment("checkout", dict(APP), template)
         self.blue.pods = {self.blue.current_hash: 3}
 
@@ -102,16 +119,25 @@ class World:
 
     def observe(self) -> Observations:
         green = self.green.view() if self.green and not self.green.deleted else None
-        pods = {h: frozenset(f"10.0.{i}.{j}" for j in range(n)) for i, (h, n) in enumerate(
-            sorted(self.ready_pods().items()))}
+        pods = {
+            h: frozenset(f"10.0.{i}.{j}" for j in range(n))
+            for i, (h, n) in enumerate(sorted(self.ready_pods().items()))
+        }
         wanted = self.selector.get(POD_TEMPLATE_HASH)
         endpoints = frozenset().union(*(ips for h, ips in pods.items() if wanted in (None, h))) if pods else frozenset()
         green_pods = self.terminating_green_pods + (sum(self.green.pods.values()) if green and self.green else 0)
         return Observations(
-            now=self.now, blue=self.blue.view(), service=ServiceView("checkout", dict(self.selector)),
-            preview_service=ServiceView("checkout-preview", dict(self.preview_selector)), green=green,
-            endpoint_ips=endpoints, pod_ips_by_hash=pods, green_pod_count=green_pods, image=self.image_check,
-            queue_ahead=self.queue_ahead)
+            now=self.now,
+            blue=self.blue.view(),
+            service=ServiceView("checkout", dict(self.selector)),
+            preview_service=ServiceView("checkout-preview", dict(self.preview_selector)),
+            green=green,
+            endpoint_ips=endpoints,
+            pod_ips_by_hash=pods,
+            green_pod_count=green_pods,
+            image=self.image_check,
+            queue_ahead=self.queue_ahead,
+        )
 
     def apply(self, action: Action) -> None:
         if isinstance(action, SetServiceSelector):
@@ -122,9 +148,14 @@ class World:
         elif isinstance(action, CreateDeployment):
             if self.green is None or self.green.deleted:
                 m = action.manifest
-                self.green = Deployment(m["metadata"]["name"], dict(m["spec"]["selector"]["matchLabels"]),
-                                        m["spec"]["template"], replicas=m["spec"]["replicas"],
-                                        labels=dict(m["metadata"]["labels"]), ready_after=self.green_ready_after)
+                self.green = Deployment(
+                    m["metadata"]["name"],
+                    dict(m["spec"]["selector"]["matchLabels"]),
+                    m["spec"]["template"],
+                    replicas=m["spec"]["replicas"],
+                    labels=dict(m["metadata"]["labels"]),
+                    ready_after=self.green_ready_after,
+                )
         elif isinstance(action, DeleteDeployment):
             assert self.green is not None and self.green.labels[LABEL_RELEASE_UID] == action.release_uid
             self.terminating_green_pods = sum(self.green.pods.values())

@@ -4,6 +4,7 @@ can kill it), a fresh namespace per test with the quickstart app, and a real ima
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -15,9 +16,9 @@ from typing import Any
 
 import pytest
 import yaml
+
 from localcluster.cluster import LocalCluster, _die_with_parent, free_port
 from localcluster.oci import PushedImage, Pusher
-
 from tests.kube import Kube, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,13 +36,29 @@ class OperatorProcess:
 
     def start(self) -> None:
         self.metrics_port = free_port()
-        argv = [sys.executable, "-m", "hotfix_operator.cli", "run",
-                "--kubeconfig", str(self.cluster.operator_kubeconfig),
-                "--registry-ca-file", str(self.cluster.ca_file), "--metrics-port", str(self.metrics_port),
-                "--metrics-address", "127.0.0.1"]
+        argv = [
+            sys.executable,
+            "-m",
+            "hotfix_operator.cli",
+            "run",
+            "--kubeconfig",
+            str(self.cluster.operator_kubeconfig),
+            "--registry-ca-file",
+            str(self.cluster.ca_file),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--metrics-address",
+            "127.0.0.1",
+        ]
         with self.log_path.open("ab") as out:
-            self.popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          preexec_fn=_die_with_parent, env={**os.environ})
+            self.popen = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+                env={**os.environ},
+            )
 
     def kill(self) -> None:
         """SIGKILL: no chance to clean up or write anything, like a crashed or evicted pod."""
@@ -88,8 +105,10 @@ def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
     name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
     name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
     kube.kubectl("create", "namespace", name)
-    wait_for("default service account", lambda: kube.kubectl("get", "sa", "default", "-n", name, check=False)
-             .startswith("NAME"))
+    wait_for(
+        "default service account",
+        lambda: kube.kubectl("get", "sa", "default", "-n", name, check=False).startswith("NAME"),
+    )
     yield name
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
@@ -116,20 +135,35 @@ def hotfix_manifest(image: str, name: str = "checkout-hotfix", **spec_overrides:
         "severity": "P0",
         "riskLevel": "high",
         "requestedBy": "alice",
-        "target": {"deployment": "checkout", "service": "checkout", "container": "app",
-                   "previewService": "checkout-preview"},
+        "target": {
+            "deployment": "checkout",
+            "service": "checkout",
+            "container": "app",
+            "previewService": "checkout-preview",
+        },
         "artifact": {"image": image, "sourceRepository": "github.com/acme/checkout"},
         "rollout": {"progressDeadlineSeconds": 30, "bakeSeconds": 2, "scaleDownDelaySeconds": 1},
     }
     for key, value in spec_overrides.items():
         spec[key] = value
-    return {"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixRelease", "metadata": {"name": name},
-            "spec": copy.deepcopy(spec)}
+    return {
+        "apiVersion": "hotfix.dev/v1alpha1",
+        "kind": "HotfixRelease",
+        "metadata": {"name": name},
+        "spec": copy.deepcopy(spec),
+    }
 
 
 def approve(kube: Kube, namespace: str, name: str, approver: str = "bob", decision: str = "Approve") -> None:
-    patch = ('[{"op":"add","path":"/spec/approval/approvals/-","value":{"approver":"%s","decision":"%s",'
-             '"comment":"reviewed the diff"}}]' % (approver, decision))
+    patch = json.dumps(
+        [
+            {
+                "op": "add",
+                "path": "/spec/approval/approvals/-",
+                "value": {"approver": approver, "decision": decision, "comment": "reviewed the diff"},
+            }
+        ]
+    )
     kube.kubectl("patch", "hfr", name, "-n", namespace, "--type=json", "-p", patch, user=approver)
 
 

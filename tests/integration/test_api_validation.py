@@ -34,36 +34,53 @@ CREATE_CASES = {
     "version pattern": (with_spec(version="4.1"), "version must look like 4.1.2 or 4.1.2-hotfix.1"),
     "version with a v prefix": (with_spec(version="v4.1.2"), "version must look like 4.1.2 or 4.1.2-hotfix.1"),
     "short commit": (with_spec(commitSha="a8b1963"), "commitSha must be the full 40-character lowercase hex"),
-    "uppercase commit": (with_spec(commitSha="A8B1963C1F0E2D3B4A5968776655443322110099"),
-                         "commitSha must be the full 40-character lowercase hex"),
+    "uppercase commit": (
+        with_spec(commitSha="A8B1963C1F0E2D3B4A5968776655443322110099"),
+        "commitSha must be the full 40-character lowercase hex",
+    ),
     "branch as commit": (with_spec(commitSha="main"), "commitSha must be the full 40-character lowercase hex"),
-    "short justification": (with_spec(justification="prod is down, fix it"),
-                            "justification must be at least 50 characters"),
-    "padded justification": (with_spec(justification="fix" + " " * 60),
-                             "justification must be at least 50 characters"),
-    "http ticket": (with_spec(ticketUrl="http://tracker.example.com/INCIDENT-123"),
-                    "ticketUrl must be an https:// link"),
+    "short justification": (
+        with_spec(justification="prod is down, fix it"),
+        "justification must be at least 50 characters",
+    ),
+    "padded justification": (with_spec(justification="fix" + " " * 60), "justification must be at least 50 characters"),
+    "http ticket": (
+        with_spec(ticketUrl="http://tracker.example.com/INCIDENT-123"),
+        "ticketUrl must be an https:// link",
+    ),
     "ticket not a URL": (with_spec(ticketUrl="INCIDENT-123"), "ticketUrl must be an https:// link"),
     "severity P2": (with_spec(severity="P2"), "severity must be P0 or P1"),
     "risk level": (with_spec(riskLevel="extreme"), "riskLevel must be low, medium or high"),
-    "image by tag": (with_spec(artifact__image="registry.example.com/shop/checkout:4.1.2"),
-                     "image must be pinned by digest"),
-    "image tag and short digest": (with_spec(artifact__image="registry.example.com/shop/checkout@sha256:abc"),
-                                   "image must be pinned by digest"),
+    "image by tag": (
+        with_spec(artifact__image="registry.example.com/shop/checkout:4.1.2"),
+        "image must be pinned by digest",
+    ),
+    "image tag and short digest": (
+        with_spec(artifact__image="registry.example.com/shop/checkout@sha256:abc"),
+        "image must be pinned by digest",
+    ),
     "image without registry": (with_spec(artifact__image=f"checkout@{DIGEST}"), "image must be pinned by digest"),
-    "source repository with scheme": (with_spec(artifact__sourceRepository="https://github.com/acme/checkout"),
-                                      "sourceRepository must look like github.com/owner/repo"),
-    "evidence scheme": (with_spec(artifact__evidence="s3://bucket/evidence.tar.gz"),
-                        "artifact.evidence must be an oci:// or https:// reference"),
+    "source repository with scheme": (
+        with_spec(artifact__sourceRepository="https://github.com/acme/checkout"),
+        "sourceRepository must look like github.com/owner/repo",
+    ),
+    "evidence scheme": (
+        with_spec(artifact__evidence="s3://bucket/evidence.tar.gz"),
+        "artifact.evidence must be an oci:// or https:// reference",
+    ),
     "target name": (with_spec(target__deployment="Checkout_App"), "must be a Kubernetes object name"),
-    "preview equals active": (with_spec(target__previewService="checkout"),
-                              "target.previewService must differ from target.service"),
-    "approval decision": (with_spec(approval={"approvals": [{"approver": "bob", "decision": "LGTM"}]}),
-                          "decision must be Approve or Reject"),
+    "preview equals active": (
+        with_spec(target__previewService="checkout"),
+        "target.previewService must differ from target.service",
+    ),
+    "approval decision": (
+        with_spec(approval={"approvals": [{"approver": "bob", "decision": "LGTM"}]}),
+        "decision must be Approve or Reject",
+    ),
     "bake too long": (with_spec(rollout={"bakeSeconds": 100000}), "spec.rollout.bakeSeconds"),
     "deadline too short": (with_spec(rollout={"progressDeadlineSeconds": 1}), "spec.rollout.progressDeadlineSeconds"),
-    "missing commit": (with_spec(commitSha=None), 'spec.commitSha: Required value'),
-    "missing target": (with_spec(target=None), 'spec.target: Required value'),
+    "missing commit": (with_spec(commitSha=None), "spec.commitSha: Required value"),
+    "missing target": (with_spec(target=None), "spec.target: Required value"),
 }
 
 
@@ -89,49 +106,90 @@ def test_a_valid_hotfix_is_accepted(kube: Kube, namespace: str) -> None:
 UPDATE_CASES = {
     "version": ([{"op": "replace", "path": "/spec/version", "value": "4.1.3"}], "version is immutable"),
     "commit": ([{"op": "replace", "path": "/spec/commitSha", "value": "b" * 40}], "commitSha is immutable"),
-    "justification": ([{"op": "replace", "path": "/spec/justification", "value": "x" * 60}],
-                      "justification is immutable"),
-    "ticket": ([{"op": "replace", "path": "/spec/ticketUrl", "value": "https://tracker.example.com/OTHER-1"}],
-               "ticketUrl is immutable"),
+    "justification": (
+        [{"op": "replace", "path": "/spec/justification", "value": "x" * 60}],
+        "justification is immutable",
+    ),
+    "ticket": (
+        [{"op": "replace", "path": "/spec/ticketUrl", "value": "https://tracker.example.com/OTHER-1"}],
+        "ticketUrl is immutable",
+    ),
     "severity": ([{"op": "replace", "path": "/spec/severity", "value": "P1"}], "severity is immutable"),
     "risk": ([{"op": "replace", "path": "/spec/riskLevel", "value": "low"}], "riskLevel is immutable"),
     "requester": ([{"op": "replace", "path": "/spec/requestedBy", "value": "mallory"}], "requestedBy is immutable"),
     "target": ([{"op": "replace", "path": "/spec/target/deployment", "value": "payments"}], "target is immutable"),
-    "image swap": ([{"op": "replace", "path": "/spec/artifact/image",
-                     "value": "registry.example.com/shop/checkout@sha256:" + "cd" * 32}], "artifact is immutable"),
-    "evidence added later": ([{"op": "add", "path": "/spec/artifact/evidence", "value": "https://e.example.com/x"}],
-                             "artifact is immutable"),
-    "rollout": ([{"op": "replace", "path": "/spec/rollout/bakeSeconds", "value": 0}],
-                "rollout settings are immutable"),
-    "approval edited": ([{"op": "replace", "path": "/spec/approval/approvals/0/decision", "value": "Reject"}],
-                        "approvals are append-only"),
+    "image swap": (
+        [
+            {
+                "op": "replace",
+                "path": "/spec/artifact/image",
+                "value": "registry.example.com/shop/checkout@sha256:" + "cd" * 32,
+            }
+        ],
+        "artifact is immutable",
+    ),
+    "evidence added later": (
+        [{"op": "add", "path": "/spec/artifact/evidence", "value": "https://e.example.com/x"}],
+        "artifact is immutable",
+    ),
+    "rollout": ([{"op": "replace", "path": "/spec/rollout/bakeSeconds", "value": 0}], "rollout settings are immutable"),
+    "approval edited": (
+        [{"op": "replace", "path": "/spec/approval/approvals/0/decision", "value": "Reject"}],
+        "approvals are append-only",
+    ),
     "approval removed": ([{"op": "remove", "path": "/spec/approval/approvals/0"}], "approvals are append-only"),
     "abort undone": ([{"op": "replace", "path": "/spec/abort", "value": False}], "abort cannot be undone"),
 }
 
 
 @pytest.mark.parametrize("case", list(UPDATE_CASES))
-def test_changes_after_creation_are_refused_except_approvals_and_abort(kube: Kube, namespace: str,
-                                                                       case: str) -> None:
+def test_changes_after_creation_are_refused_except_approvals_and_abort(kube: Kube, namespace: str, case: str) -> None:
     manifest = hotfix_manifest(IMAGE)
     manifest["spec"]["approval"] = {"approvals": [{"approver": "bob", "decision": "Approve"}]}
     manifest["spec"]["abort"] = case == "abort undone"
     kube.apply(manifest, namespace, user="alice")
     before = kube.release(namespace, "checkout-hotfix")["spec"]
     patch, message = UPDATE_CASES[case]
-    output = kube.kubectl("patch", "hfr", "checkout-hotfix", "-n", namespace, "--type=json", "-p",
-                          json.dumps(patch), user="alice", check=False)
+    output = kube.kubectl(
+        "patch",
+        "hfr",
+        "checkout-hotfix",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        json.dumps(patch),
+        user="alice",
+        check=False,
+    )
     assert message in output, output
     assert kube.release(namespace, "checkout-hotfix")["spec"] == before
 
 
 def test_approvals_can_be_appended_and_abort_set(kube: Kube, namespace: str) -> None:
     kube.apply(hotfix_manifest(IMAGE), namespace, user="alice")
-    kube.kubectl("patch", "hfr", "checkout-hotfix", "-n", namespace, "--type=json", "-p",
-                 '[{"op":"add","path":"/spec/approval/approvals/-","value":{"approver":"bob","decision":"Approve"}}]',
-                 user="bob")
-    kube.kubectl("patch", "hfr", "checkout-hotfix", "-n", namespace, "--type=merge", "-p", '{"spec":{"abort":true}}',
-                 user="alice")
+    kube.kubectl(
+        "patch",
+        "hfr",
+        "checkout-hotfix",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        '[{"op":"add","path":"/spec/approval/approvals/-","value":{"approver":"bob","decision":"Approve"}}]',
+        user="bob",
+    )
+    kube.kubectl(
+        "patch",
+        "hfr",
+        "checkout-hotfix",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"abort":true}}',
+        user="alice",
+    )
     spec = kube.release(namespace, "checkout-hotfix")["spec"]
     assert [a["approver"] for a in spec["approval"]["approvals"]] == ["bob"]
     assert spec["abort"] is True
@@ -141,9 +199,18 @@ def test_a_user_without_rights_cannot_file_or_approve(kube: Kube, namespace: str
     output = kube.apply(hotfix_manifest(IMAGE), namespace, user="mallory", check=False)
     assert "forbidden" in output.lower()
     kube.apply(hotfix_manifest(IMAGE), namespace, user="alice")
-    output = kube.kubectl("patch", "hfr", "checkout-hotfix", "-n", namespace, "--type=json", "-p",
-                          '[{"op":"add","path":"/spec/approval/approvals/-","value":{"approver":"mallory",'
-                          '"decision":"Approve"}}]', user="mallory", check=False)
+    output = kube.kubectl(
+        "patch",
+        "hfr",
+        "checkout-hotfix",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        '[{"op":"add","path":"/spec/approval/approvals/-","value":{"approver":"mallory","decision":"Approve"}}]',
+        user="mallory",
+        check=False,
+    )
     assert "forbidden" in output.lower()
 
 

@@ -33,13 +33,18 @@ def assert_original_shape(kube: Kube, namespace: str, image: str) -> None:
     assert kube.selector(namespace, "checkout-preview") == APP
     names = [d.metadata.name for d in kube.apps.list_namespaced_deployment(namespace).items]
     assert names == ["checkout"], names
-    wait_for("endpoints to equal the Deployment's pods",
-             lambda: kube.endpoint_ips(namespace, "checkout") == kube.pod_ips(namespace, APP)
-             and len(kube.endpoint_ips(namespace, "checkout")) == 3)
+    wait_for(
+        "endpoints to equal the Deployment's pods",
+        lambda: (
+            kube.endpoint_ips(namespace, "checkout") == kube.pod_ips(namespace, APP)
+            and len(kube.endpoint_ips(namespace, "checkout")) == 3
+        ),
+    )
 
 
-def test_an_approved_hotfix_goes_from_pending_to_succeeded(kube: Kube, quickstart: str, file_hotfix: FileHotfix,
-                                                           running_operator: OperatorProcess) -> None:
+def test_an_approved_hotfix_goes_from_pending_to_succeeded(
+    kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
+) -> None:
     ns = quickstart
     manifest = file_hotfix(ns)
     waiting = kube.wait_phase(ns, "checkout-hotfix", "AwaitingApproval")
@@ -55,11 +60,22 @@ def test_an_approved_hotfix_goes_from_pending_to_succeeded(kube: Kube, quickstar
     status = done["status"]
     assert status["phase"] == "Succeeded", status["message"]
     assert [a["action"] for a in status["audit"]] == [
-        "Pending", "AwaitingApproval", "Deploying", "PinnedBlue", "TrafficSwitched", "Promoted", "Finalizing",
-        "TrafficSwitched", "Succeeded"]
+        "Pending",
+        "AwaitingApproval",
+        "Deploying",
+        "PinnedBlue",
+        "TrafficSwitched",
+        "Promoted",
+        "Finalizing",
+        "TrafficSwitched",
+        "Succeeded",
+    ]
     assert status["observedGeneration"] == done["metadata"]["generation"]
     assert condition(done, "Ready") | {"lastTransitionTime": None} == condition(done, "Ready") | {
-        "status": "True", "reason": "Succeeded", "lastTransitionTime": None}
+        "status": "True",
+        "reason": "Succeeded",
+        "lastTransitionTime": None,
+    }
     assert condition(done, "Stalled")["status"] == "False"
     ts = status["timestamps"]
     assert ts["created"] <= ts["approved"] <= ts["promoted"] <= ts["folded"] <= ts["completed"]
@@ -71,33 +87,45 @@ def test_an_approved_hotfix_goes_from_pending_to_succeeded(kube: Kube, quickstar
 
 
 def test_after_the_switch_the_active_service_endpoints_hold_only_green_pods(
-        kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess) -> None:
+    kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
+) -> None:
     ns = quickstart
     blue_ips = kube.pod_ips(ns, APP)
     file_hotfix(ns, rollout={"progressDeadlineSeconds": 30, "bakeSeconds": 20, "scaleDownDelaySeconds": 1})
     kube.wait_phase(ns, "checkout-hotfix", "AwaitingApproval")
     approve(kube, ns, "checkout-hotfix")
-    promoted = wait_for("TrafficSwitched=True during the bake", lambda: (
-        obj if (obj := kube.release(ns, "checkout-hotfix"))["status"]["phase"] == "Promoted"
-        and condition(obj, "TrafficSwitched").get("status") == "True" else None), timeout=60)
+    promoted = wait_for(
+        "TrafficSwitched=True during the bake",
+        lambda: (
+            obj
+            if (obj := kube.release(ns, "checkout-hotfix"))["status"]["phase"] == "Promoted"
+            and condition(obj, "TrafficSwitched").get("status") == "True"
+            else None
+        ),
+        timeout=60,
+    )
     green_hash = promoted["status"]["blueGreen"]["greenHash"]
     green_ips = pods_by_hash(kube, ns)[green_hash]
     assert len(green_ips) == 3
     assert kube.endpoint_ips(ns, "checkout") == green_ips
     assert not green_ips & blue_ips
     assert kube.endpoint_ips(ns, "checkout-preview") == green_ips
-    assert kube.pod_ips(ns, {"app": "checkout", "pod-template-hash": promoted["status"]["blueGreen"]["blueHash"]}) \
-        == blue_ips, "blue stays running during the bake, for an instant rollback"
+    assert (
+        kube.pod_ips(ns, {"app": "checkout", "pod-template-hash": promoted["status"]["blueGreen"]["blueHash"]})
+        == blue_ips
+    ), "blue stays running during the bake, for an instant rollback"
 
 
 def test_a_green_that_never_becomes_available_rolls_back_to_blue(
-        kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess) -> None:
+    kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
+) -> None:
     ns = quickstart
     blue_ips = kube.pod_ips(ns, APP)
     blue_image = kube.apps.read_namespaced_deployment("checkout", ns).spec.template.spec.containers[0].image
     # The namespace's quota admits blue's 3 pods and no more: green's pods are refused by admission.
-    kube.apply({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "pods"},
-                "spec": {"hard": {"pods": "3"}}}, ns)
+    kube.apply(
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "pods"}, "spec": {"hard": {"pods": "3"}}}, ns
+    )
     file_hotfix(ns, rollout={"progressDeadlineSeconds": 10, "bakeSeconds": 2, "scaleDownDelaySeconds": 1})
     kube.wait_phase(ns, "checkout-hotfix", "AwaitingApproval")
     approve(kube, ns, "checkout-hotfix")
@@ -106,8 +134,10 @@ def test_a_green_that_never_becomes_available_rolls_back_to_blue(
     done = kube.wait_phase(ns, "checkout-hotfix", "RolledBack", "Succeeded", "Failed", timeout=60)
     status = done["status"]
     assert status["phase"] == "RolledBack"
-    assert "ProgressDeadlineExceeded" in [a["action"] for a in status["audit"]] or \
-        "was not available in time" in status["message"]
+    assert (
+        "ProgressDeadlineExceeded" in [a["action"] for a in status["audit"]]
+        or "was not available in time" in status["message"]
+    )
     assert "exceeded quota" in status["message"], "the message names why green did not come up"
     rolled_back = condition(done, "RolledBack")
     assert rolled_back["status"] == "True"
@@ -115,17 +145,21 @@ def test_a_green_that_never_becomes_available_rolls_back_to_blue(
     assert condition(done, "Ready")["status"] == "False"
     assert_original_shape(kube, ns, blue_image)
     assert kube.endpoint_ips(ns, "checkout") == blue_ips, "the same blue pods serve; nothing restarted"
-    warnings = [e.reason for e in kube.core.list_namespaced_event(
-        ns, field_selector="involvedObject.kind=HotfixRelease,type=Warning").items]
+    warnings = [
+        e.reason
+        for e in kube.core.list_namespaced_event(
+            ns, field_selector="involvedObject.kind=HotfixRelease,type=Warning"
+        ).items
+    ]
     assert "ProgressDeadlineExceeded" in warnings and "RolledBack" in warnings
 
 
 @pytest.mark.parametrize("kill_in", ["Deploying", "Promoted", "Finalizing"])
 def test_killing_the_operator_mid_cutover_still_ends_correctly(
-        kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess, kill_in: str) -> None:
+    kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess, kill_in: str
+) -> None:
     ns = quickstart
-    manifest = file_hotfix(ns, rollout={"progressDeadlineSeconds": 60, "bakeSeconds": 4,
-                                        "scaleDownDelaySeconds": 4})
+    manifest = file_hotfix(ns, rollout={"progressDeadlineSeconds": 60, "bakeSeconds": 4, "scaleDownDelaySeconds": 4})
     kube.wait_phase(ns, "checkout-hotfix", "AwaitingApproval")
     approve(kube, ns, "checkout-hotfix")
     kube.wait_phase(ns, "checkout-hotfix", kill_in, timeout=60)
@@ -141,7 +175,8 @@ def test_killing_the_operator_mid_cutover_still_ends_correctly(
 
 
 def test_abort_during_the_bake_moves_traffic_back_to_blue(
-        kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess) -> None:
+    kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
+) -> None:
     ns = quickstart
     blue_ips = kube.pod_ips(ns, APP)
     blue_image = kube.apps.read_namespaced_deployment("checkout", ns).spec.template.spec.containers[0].image
@@ -149,8 +184,9 @@ def test_abort_during_the_bake_moves_traffic_back_to_blue(
     kube.wait_phase(ns, "checkout-hotfix", "AwaitingApproval")
     approve(kube, ns, "checkout-hotfix")
     kube.wait_phase(ns, "checkout-hotfix", "Promoted")
-    kube.kubectl("patch", "hfr", "checkout-hotfix", "-n", ns, "--type=merge", "-p", '{"spec":{"abort":true}}',
-                 user="bob")
+    kube.kubectl(
+        "patch", "hfr", "checkout-hotfix", "-n", ns, "--type=merge", "-p", '{"spec":{"abort":true}}', user="bob"
+    )
     done = kube.wait_phase(ns, "checkout-hotfix", "RolledBack", "Succeeded", "Failed")
     assert done["status"]["phase"] == "RolledBack"
     assert "spec.abort" in condition(done, "RolledBack")["message"]
@@ -159,7 +195,8 @@ def test_abort_during_the_bake_moves_traffic_back_to_blue(
 
 
 def test_a_reject_decision_stops_the_hotfix_before_production_changes(
-        kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess) -> None:
+    kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
+) -> None:
     ns = quickstart
     file_hotfix(ns)
     kube.wait_phase(ns, "checkout-hotfix", "AwaitingApproval")
@@ -171,22 +208,37 @@ def test_a_reject_decision_stops_the_hotfix_before_production_changes(
 
 
 def test_the_requester_cannot_approve_their_own_hotfix(
-        kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess) -> None:
+    kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
+) -> None:
     ns = quickstart
     file_hotfix(ns)
     kube.wait_phase(ns, "checkout-hotfix", "AwaitingApproval")
-    kube.kubectl("patch", "hfr", "checkout-hotfix", "-n", ns, "--type=json", "-p",
-                 '[{"op":"add","path":"/spec/approval/approvals/-","value":{"approver":"alice","decision":"Approve"}}]',
-                 user="alice")
-    wait_for("the self-approval to be reported", lambda: "alice requested this hotfix and cannot approve it" in
-             condition(kube.release(ns, "checkout-hotfix"), "Approved")["message"])
+    kube.kubectl(
+        "patch",
+        "hfr",
+        "checkout-hotfix",
+        "-n",
+        ns,
+        "--type=json",
+        "-p",
+        '[{"op":"add","path":"/spec/approval/approvals/-","value":{"approver":"alice","decision":"Approve"}}]',
+        user="alice",
+    )
+    wait_for(
+        "the self-approval to be reported",
+        lambda: (
+            "alice requested this hotfix and cannot approve it"
+            in condition(kube.release(ns, "checkout-hotfix"), "Approved")["message"]
+        ),
+    )
     obj = kube.release(ns, "checkout-hotfix")
     assert obj["status"]["phase"] == "AwaitingApproval"
     assert obj["status"]["approvals"] == "0/1"
 
 
 def test_a_second_hotfix_for_the_same_target_waits_in_a_visible_queue(
-        kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess) -> None:
+    kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
+) -> None:
     ns = quickstart
     file_hotfix(ns, name="first")
     kube.wait_phase(ns, "first", "AwaitingApproval")
@@ -204,7 +256,8 @@ def test_a_second_hotfix_for_the_same_target_waits_in_a_visible_queue(
 
 
 def test_deleting_a_hotfix_mid_cutover_puts_blue_back_first(
-        kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess) -> None:
+    kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
+) -> None:
     ns = quickstart
     blue_image = kube.apps.read_namespaced_deployment("checkout", ns).spec.template.spec.containers[0].image
     file_hotfix(ns, rollout={"progressDeadlineSeconds": 30, "bakeSeconds": 60, "scaleDownDelaySeconds": 1})
@@ -212,29 +265,34 @@ def test_deleting_a_hotfix_mid_cutover_puts_blue_back_first(
     approve(kube, ns, "checkout-hotfix")
     kube.wait_phase(ns, "checkout-hotfix", "Promoted")
     kube.kubectl("delete", "hfr", "checkout-hotfix", "-n", ns, "--wait=false")
-    wait_for("the HotfixRelease to be gone", lambda: "NotFound" in kube.kubectl(
-        "get", "hfr", "checkout-hotfix", "-n", ns, check=False), timeout=60)
+    wait_for(
+        "the HotfixRelease to be gone",
+        lambda: "NotFound" in kube.kubectl("get", "hfr", "checkout-hotfix", "-n", ns, check=False),
+        timeout=60,
+    )
     assert_original_shape(kube, ns, blue_image)
 
 
 class TestBadInputChangesNothing:
-    def test_a_missing_target_is_rejected(self, kube: Kube, namespace: str, file_hotfix: FileHotfix,
-                                          running_operator: OperatorProcess) -> None:
+    def test_a_missing_target_is_rejected(
+        self, kube: Kube, namespace: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
+    ) -> None:
         file_hotfix(namespace)
         done = kube.wait_phase(namespace, "checkout-hotfix", "Rejected")
         assert condition(done, "InputValid")["reason"] == "TargetNotFound"
         assert done["status"]["message"] == f"Deployment {namespace}/checkout does not exist"
 
     def test_a_missing_container_is_rejected_with_the_names_there_are(
-            self, kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess) -> None:
+        self, kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
+    ) -> None:
         file_hotfix(quickstart, target={"deployment": "checkout", "service": "checkout", "container": "web"})
         done = kube.wait_phase(quickstart, "checkout-hotfix", "Rejected")
         assert condition(done, "InputValid")["reason"] == "ContainerNotFound"
         assert "(it has: app)" in done["status"]["message"]
 
     def test_an_image_digest_absent_from_its_registry_is_rejected(
-            self, kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess,
-            hotfix_image: Any) -> None:
+        self, kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess, hotfix_image: Any
+    ) -> None:
         absent = f"{hotfix_image.registry}/shop/checkout@sha256:{'0' * 64}"
         file_hotfix(quickstart, artifact={"image": absent, "sourceRepository": "github.com/acme/checkout"})
         done = kube.wait_phase(quickstart, "checkout-hotfix", "Rejected")
@@ -242,19 +300,35 @@ class TestBadInputChangesNothing:
         assert kube.selector(quickstart, "checkout") == APP
 
     def test_an_unreachable_registry_keeps_it_pending_and_retrying(
-            self, kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess) -> None:
+        self, kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
+    ) -> None:
         unreachable = f"127.0.0.1:9/shop/checkout@sha256:{'1' * 64}"
         file_hotfix(quickstart, artifact={"image": unreachable, "sourceRepository": "github.com/acme/checkout"})
-        status = wait_for("RegistryUnavailable", lambda: (
-            obj["status"] if condition(obj := kube.release(quickstart, "checkout-hotfix"), "InputValid").get("reason")
-            == "RegistryUnavailable" else None))
+        status = wait_for(
+            "RegistryUnavailable",
+            lambda: (
+                obj["status"]
+                if condition(obj := kube.release(quickstart, "checkout-hotfix"), "InputValid").get("reason")
+                == "RegistryUnavailable"
+                else None
+            ),
+        )
         assert status["phase"] == "Pending"
         assert "retrying" in status["message"]
 
     def test_a_service_that_does_not_select_the_target_is_rejected(
-            self, kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess) -> None:
-        kube.kubectl("patch", "service", "checkout-preview", "-n", quickstart, "--type=merge", "-p",
-                     '{"spec":{"selector":{"app":"payments"}}}')
+        self, kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
+    ) -> None:
+        kube.kubectl(
+            "patch",
+            "service",
+            "checkout-preview",
+            "-n",
+            quickstart,
+            "--type=merge",
+            "-p",
+            '{"spec":{"selector":{"app":"payments"}}}',
+        )
         file_hotfix(quickstart, target={"deployment": "checkout", "service": "checkout-preview", "container": "app"})
         done = kube.wait_phase(quickstart, "checkout-hotfix", "Rejected")
         assert condition(done, "InputValid")["reason"] == "ServiceDoesNotSelectTarget"

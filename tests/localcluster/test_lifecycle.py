@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 from localcluster.cluster import USERS, LocalCluster
-
 from tests.kube import wait_for
 
 HACK = Path(__file__).resolve().parents[2] / "hack"
@@ -29,8 +28,14 @@ def alive(pid: int) -> bool:
 
 
 def localcluster(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "localcluster", *args], cwd=HACK, text=True,
-                          capture_output=True, timeout=300, env={**os.environ, "PYTHONPATH": str(HACK)})
+    return subprocess.run(
+        [sys.executable, "-m", "localcluster", *args],
+        cwd=HACK,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(HACK)},
+    )
 
 
 def test_up_and_down_beside_the_session_cluster(cluster: LocalCluster, tmp_path: Path) -> None:
@@ -55,9 +60,13 @@ def test_up_and_down_beside_the_session_cluster(cluster: LocalCluster, tmp_path:
 
 
 def test_killing_the_owner_with_sigkill_leaves_no_orphans(tmp_path: Path) -> None:
-    owner = subprocess.Popen([sys.executable, "-m", "localcluster", "up", "--foreground", "--dir", str(tmp_path)],
-                             cwd=HACK, env={**os.environ, "PYTHONPATH": str(HACK)},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    owner = subprocess.Popen(
+        [sys.executable, "-m", "localcluster", "up", "--foreground", "--dir", str(tmp_path)],
+        cwd=HACK,
+        env={**os.environ, "PYTHONPATH": str(HACK)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         state_file = tmp_path / "cluster.json"
         wait_for("the cluster to be up", state_file.exists, timeout=120)

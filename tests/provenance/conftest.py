@@ -32,8 +32,10 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def vectors() -> Path:
     if not (VECTORS / "README.md").is_file():
-        pytest.fail(f"provenance vectors not found at {VECTORS}: they live in shared/vectors beside the "
-                    "repository (or set HOTFIX_PROVENANCE_VECTORS)")
+        pytest.fail(
+            f"provenance vectors not found at {VECTORS}: they live in shared/vectors beside the "
+            "repository (or set HOTFIX_PROVENANCE_VECTORS)"
+        )
     return VECTORS
 
 

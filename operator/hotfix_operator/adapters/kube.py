@@ -46,11 +46,15 @@ class KubeAdapter:
 
     # -- reads ----------------------------------------------------------------------------------
 
+    def raw(self, obj: object) -> dict[str, Any]:
+        """A typed client object as the plain JSON the API server sent."""
+        data: dict[str, Any] = self.api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+        return data
+
     def get_release(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            body: dict[str, Any] = self.custom.get_namespaced_custom_object(API_GROUP, API_VERSION, namespace,
-                                                                             PLURAL, name)
-            return body
+            return self.raw(self.custom.get_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL,
+                                                                     name))
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -69,12 +73,15 @@ class KubeAdapter:
         green_pods = 0
         if app_selector:
             ready: dict[str, set[str]] = {}
-            for pod in self.core.list_namespaced_pod(ns, label_selector=_selector_string(app_selector)).items:
-                labels = pod.metadata.labels or {}
+            pods = self.raw(self.core.list_namespaced_pod(ns, label_selector=_selector_string(app_selector)))
+            for pod in pods.get("items", []):
+                meta, pod_status = pod["metadata"], pod.get("status") or {}
+                labels = meta.get("labels") or {}
                 if labels.get(LABEL_RELEASE_UID) == release.uid:
                     green_pods += 1
-                if pod.metadata.deletion_timestamp is None and pod.status.pod_ip and _pod_ready(pod):
-                    ready.setdefault(labels.get(POD_TEMPLATE_HASH, ""), set()).add(pod.status.pod_ip)
+                ip = pod_status.get("podIP")
+                if "deletionTimestamp" not in meta and ip and _pod_ready(pod_status):
+                    ready.setdefault(labels.get(POD_TEMPLATE_HASH, ""), set()).add(ip)
             ips_by_hash = {h: frozenset(ips) for h, ips in ready.items()}
         return Observations(
             now=now, blue=blue, service=service, preview_service=preview, green=green,
@@ -90,7 +97,7 @@ class KubeAdapter:
             if exc.status == 404:
                 return None
             raise
-        raw = self.api.sanitize_for_serialization(dep)
+        raw = self.raw(dep)
         spec, st = raw.get("spec", {}), raw.get("status", {})
         selector = spec.get("selector", {}).get("matchLabels", {})
         return DeploymentView(
@@ -108,11 +115,13 @@ class KubeAdapter:
         if revision is None:
             return None
         uid = deployment["metadata"]["uid"]
-        for rs in self.apps.list_namespaced_replica_set(namespace, label_selector=_selector_string(selector)).items:
-            owners = rs.metadata.owner_references or []
-            if any(o.uid == uid and o.controller for o in owners) and \
-                    (rs.metadata.annotations or {}).get(REVISION) == revision:
-                value = (rs.metadata.labels or {}).get(POD_TEMPLATE_HASH)
+        listed = self.raw(self.apps.list_namespaced_replica_set(namespace, label_selector=_selector_string(selector)))
+        for rs in listed.get("items", []):
+            meta = rs["metadata"]
+            owners = meta.get("ownerReferences") or []
+            if any(o.get("uid") == uid and o.get("controller") for o in owners) and \
+                    (meta.get("annotations") or {}).get(REVISION) == revision:
+                value = (meta.get("labels") or {}).get(POD_TEMPLATE_HASH)
                 return str(value) if value else None
         return None
 
@@ -123,21 +132,21 @@ class KubeAdapter:
             if exc.status == 404:
                 return None
             raise
-        return ServiceView(name=name, selector=dict(svc.spec.selector or {}))
+        return ServiceView(name=name, selector=dict(self.raw(svc).get("spec", {}).get("selector") or {}))
 
     def _endpoint_ips(self, namespace: str, service: str) -> frozenset[str]:
         ips: set[str] = set()
-        slices = self.discovery.list_namespaced_endpoint_slice(
-            namespace, label_selector=f"kubernetes.io/service-name={service}")
-        for endpoint_slice in slices.items:
-            for endpoint in endpoint_slice.endpoints or []:
-                ready = endpoint.conditions.ready if endpoint.conditions else None
-                if ready is not False:  # nil means ready, per the EndpointSlice API
-                    ips.update(endpoint.addresses or [])
+        slices = self.raw(self.discovery.list_namespaced_endpoint_slice(
+            namespace, label_selector=f"kubernetes.io/service-name={service}"))
+        for endpoint_slice in slices.get("items", []):
+            for endpoint in endpoint_slice.get("endpoints") or []:
+                if (endpoint.get("conditions") or {}).get("ready") is not False:  # unset means ready, per the API
+                    ips.update(endpoint.get("addresses") or [])
         return frozenset(ips)
 
     def _queue_ahead(self, release: Release) -> tuple[str, ...]:
-        listed = self.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, release.namespace, PLURAL)
+        listed = self.raw(self.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, release.namespace,
+                                                                    PLURAL))
         ahead: list[tuple[str, str]] = []
         for item in listed.get("items", []):
             meta = item["metadata"]
@@ -165,13 +174,13 @@ class KubeAdapter:
         """Carry out one action; returns a line for the log. Safe to repeat."""
         ns = release.namespace
         if isinstance(action, SetServiceSelector):
-            patch = [{"op": "replace", "path": "/spec/selector", "value": dict(action.selector)}]
-            self.core.patch_namespaced_service(action.service, ns, patch, _content_type=JSON_PATCH)
+            selector_patch = [{"op": "replace", "path": "/spec/selector", "value": dict(action.selector)}]
+            self.core.patch_namespaced_service(action.service, ns, selector_patch, _content_type=JSON_PATCH)
             return f"Service {action.service} selector -> {dict(action.selector)} ({action.why})"
         if isinstance(action, CreateDeployment):
             name = action.manifest["metadata"]["name"]
             try:
-                self.apps.create_namespaced_deployment(ns, dict(action.manifest))
+                self.apps.create_namespaced_deployment(ns, dict(action.manifest))  # type: ignore[arg-type]
             except ApiException as exc:
                 if exc.status != 409:
                     raise
@@ -190,9 +199,9 @@ class KubeAdapter:
                     raise
             return f"deleted Deployment {action.name}"
         if isinstance(action, SetContainerImage):
-            patch = {"spec": {"template": {"spec": {"containers": [{"name": action.container,
-                                                                     "image": action.image}]}}}}
-            self.apps.patch_namespaced_deployment(action.deployment, ns, patch, _content_type=STRATEGIC_MERGE)
+            image_patch = {"spec": {"template": {"spec": {"containers": [{"name": action.container,
+                                                                           "image": action.image}]}}}}
+            self.apps.patch_namespaced_deployment(action.deployment, ns, image_patch, _content_type=STRATEGIC_MERGE)
             return f"Deployment {action.deployment} container {action.container} image -> {action.image}"
         raise TypeError(f"unknown action {action!r}")
 
@@ -215,8 +224,8 @@ class KubeAdapter:
                         exc.reason)
 
 
-def _pod_ready(pod: Any) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+def _pod_ready(pod_status: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in pod_status.get("conditions") or [])
 
 
 def _stuck_reason(conditions: list[dict[str, Any]]) -> str | None:

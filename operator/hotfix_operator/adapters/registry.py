@@ -68,7 +68,8 @@ class ImageReference:
     def parse(cls, text: str) -> ImageReference:
         if len(text) > 1024:
             raise ValueError("image reference is longer than 1024 characters")
-        rest, digest = (text.split("@", 1) + [None])[:2] if "@" in text else (text, None)
+        rest, _at, digest_text = text.partition("@")
+        digest = digest_text if _at else None
         if digest is not None and not _DIGEST.match(digest):
             raise ValueError(f"image digest {digest!r} is not sha256:<64 lowercase hex>")
         host, _, path = rest.partition("/")
@@ -227,7 +228,8 @@ class RegistryClient:
         try:
             declared = json.loads(raw).get("mediaType")
         except (ValueError, AttributeError) as exc:
-            raise RegistryError(f"manifest {reference} is not JSON", transient=False, reason="MalformedManifest") from exc
+            raise RegistryError(f"manifest {reference} is not JSON", transient=False,
+                                reason="MalformedManifest") from exc
         return Manifest(media_type=declared or media_type, digest=actual, raw=raw)
 
     def get_blob(self, image: ImageReference, digest: str, max_bytes: int | None = None) -> bytes:
@@ -316,7 +318,8 @@ class RegistryClient:
         fields = dict(re.findall(r'(\w+)="([^"]*)"', params))
         realm = fields.get("realm")
         if not realm:
-            raise RegistryError(f"{image.registry} bearer challenge has no realm", transient=False, reason="RegistryAuth")
+            raise RegistryError(f"{image.registry} bearer challenge has no realm", transient=False,
+                                reason="RegistryAuth")
         query = {"service": fields.get("service", ""), "scope": f"repository:{image.repository}:pull"}
         self.request_count += 1
         try:

@@ -418,7 +418,8 @@ class _Step:
                            f"Service {t.service}'s EndpointSlices list only green pods ({len(endpoints)})")
         else:
             self.condition("TrafficSwitched", "Unknown", "EndpointsUpdating",
-                           f"{len(endpoints & green_ips)} of {len(endpoints)} endpoints of Service {t.service} are green")
+                           f"{len(endpoints & green_ips)} of {len(endpoints)} endpoints of Service {t.service} "
+                           "are green")
             self.say("waiting for the Service's EndpointSlices to list only green pods")
             self.wait()
             return
