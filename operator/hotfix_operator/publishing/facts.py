@@ -53,7 +53,7 @@ class HotfixFacts:
     postmortem_due_at: datetime
     approvals: Sequence[Approval] = ()
     timeline: Sequence[TimelineEvent] = ()
-    evidence: Mapping[str, bytes] = field(default_factory=dict)
+    evidence: Mapping[str, bytes] = field(default_factory=dict, hash=False)  # bytes are compared, not hashed
     default_branch: str | None = None
 
     def __post_init__(self) -> None:

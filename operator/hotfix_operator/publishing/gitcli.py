@@ -26,7 +26,7 @@ from .session import GitHubSession
 _TRANSIENT_GIT_FAILURES = re.compile(
     r"Could not resolve host|Connection refused|Connection reset|timed out|Operation timed out"
     r"|The requested URL returned error: (5\d\d|429)|RPC failed|early EOF|unexpected disconnect"
-    r"|remote end hung up|\(fetch first\)|non-fast-forward|cannot lock ref|failed to push some refs",
+    r"|remote end hung up|\(fetch first\)|non-fast-forward|cannot lock ref",
     re.IGNORECASE,
 )
 GIT_TIMEOUT_SECONDS = 300
@@ -105,6 +105,8 @@ class GitWorkspace:
         origin = f"{parts.scheme}://{parts.netloc}/"
         basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
         identity = self.session.identity
+        # Built from scratch rather than copied: inherited GIT_TRACE / GIT_CURL_VERBOSE would make
+        # git print the Authorization header.
         return {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": str(self.directory.parent),

@@ -91,7 +91,7 @@ def release_notes(facts: HotfixFacts, asset_digests: Mapping[str, str]) -> str:
     summary = _table(
         ("Fact", "Value"),
         [
-            ("Commit", facts.commit_sha),
+            ("Commit", f"`{facts.commit_sha}`"),
             ("Incident", facts.incident_id),
             ("Ticket", facts.ticket_url),
             ("Severity", facts.severity),
@@ -208,8 +208,8 @@ def postmortem_document(facts: HotfixFacts, release_url: str | None, backport_ur
     return (
         f"# Hotfix Post-Mortem: {facts.tag}\n\n"
         f"**Date:** {facts.promoted_at:%Y-%m-%d}\n"
-        "**Author:** @<!-- your handle -->\n"
-        "**Reviewed By:** @<!-- team lead -->\n"
+        "**Author:** <!-- @your-handle -->\n"
+        "**Reviewed By:** <!-- @team-lead -->\n"
         f"**Due:** {utc(facts.postmortem_due_at)}\n\n"
         "## Incident Summary\n\n"
         f"Incident {facts.incident_id} (severity {facts.severity}, risk level {facts.risk_level}), "
@@ -275,6 +275,6 @@ def overdue_issue_body(facts: HotfixFacts, now: datetime, postmortem_pull_reques
         f"- Requested by: {facts.requested_by}\n"
         f"- Approved by: {_approvals(facts)}\n"
         f"- Post-mortem pull request: {postmortem_pull_request_url or 'none found'}\n\n"
-        "Every hotfix needs its post-mortem within 24 hours of release. Fill in the template and merge "
-        "it; close this issue when it is on the default branch.\n"
+        "Every hotfix needs its post-mortem by its deadline. Fill in the template and merge it; "
+        "close this issue once the file is on the default branch.\n"
     )

@@ -1,0 +1,167 @@
+"""`make dev`: the product on its embedded default, end to end, in one command.
+
+Starts (or reuses) the local control plane and TLS registry in .local/, installs the CRDs, pushes a
+small hotfix image, deploys examples/quickstart, runs the operator, files the example HotfixRelease
+as alice, approves it as bob and shows it moving phase by phase. The operator then keeps running for
+you to try things; Ctrl-C stops it, `make cluster-down` stops the control plane.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import string
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LOCAL = REPO / ".local"
+NAMESPACE = "shop"
+RELEASE = "checkout-4-1-2-hotfix-1"
+TERMINAL = {"Succeeded", "RolledBack", "Rejected", "Failed"}
+sys.path.insert(0, str(REPO / "hack"))
+
+from localcluster.cluster import LocalCluster  # noqa: E402
+from localcluster.oci import Pusher  # noqa: E402
+
+
+def step(n: int, total: int, text: str) -> None:
+    print(f"\n\033[1m[{n}/{total}] {text}\033[0m", flush=True)
+
+
+def run(*argv: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, check=True, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--once", action="store_true", help="stop the operator after the demo instead of keeping it")
+    args = parser.parse_args()
+    total = 7
+
+    step(1, total, "local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) + TLS registry")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "hack")}
+    subprocess.run([sys.executable, "-m", "localcluster", "up", "--dir", str(LOCAL)], check=True, env=env)
+    state = json.loads((LOCAL / "cluster.json").read_text())
+    cluster = LocalCluster(LOCAL)
+    kubectl = cluster.toolchain.kubectl
+
+    def k(*argv: str, user: str | None = None, stdin: str | None = None) -> str:
+        config = cluster.user_kubeconfig(user) if user else cluster.kubeconfig
+        return run(kubectl, "--kubeconfig", str(config), *argv, input=stdin).stdout
+
+    step(2, total, "CustomResourceDefinitions and roles (crds/)")
+    k("apply", "--server-side", "-f", str(REPO / "crds"))
+    k("wait", "--for", "condition=Established", "crd", "--all", "--timeout=30s")
+    print("  hotfixreleases.hotfix.dev established; roles hotfix-requester (alice) and hotfix-approver (bob, carol)")
+
+    step(3, total, "the operator, as its service account (log: .local/logs/operator.log)")
+    log = (LOCAL / "logs" / "operator.log").open("ab")
+    operator = subprocess.Popen(
+        [str(REPO / ".venv" / "bin" / "hotfix-operator"), "run", "--kubeconfig", str(cluster.operator_kubeconfig),
+         "--registry-ca-file", state["caFile"], "--metrics-address", "127.0.0.1"],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        return demo(k, state, total, operator, args.once)
+    finally:
+        if operator.poll() is None:
+            operator.send_signal(signal.SIGINT)
+            try:
+                operator.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                operator.kill()
+
+
+def demo(k, state: dict[str, str], total: int, operator: subprocess.Popen[bytes], once: bool) -> int:  # type: ignore[no-untyped-def]
+    print(f"  running (pid {operator.pid}); metrics on http://127.0.0.1:8080/metrics")
+
+    step(4, total, f"the quickstart app in namespace {NAMESPACE} (Deployment checkout x3, Services checkout, "
+         "checkout-preview)")
+    if NAMESPACE in k("get", "namespaces", "-o", "name"):
+        print(f"  removing the previous demo's namespace {NAMESPACE} ...")
+        k("delete", "namespace", NAMESPACE, "--timeout=90s")
+    k("create", "namespace", NAMESPACE)
+    for _ in range(100):
+        if "default" in k("get", "serviceaccounts", "-n", NAMESPACE, "-o", "name"):
+            break
+        time.sleep(0.2)
+    k("apply", "-n", NAMESPACE, "-f", str(REPO / "examples" / "quickstart" / "app.yaml"))
+    k("rollout", "status", "deployment/checkout", "-n", NAMESPACE, "--timeout=60s")
+    print("  " + k("get", "pods", "-n", NAMESPACE, "-o", "wide").replace("\n", "\n  ").rstrip())
+
+    step(5, total, "a hotfix image pushed to the local registry")
+    with Pusher(state["registry"], state["caFile"]) as pusher:
+        image = pusher.push_image("shop/checkout", "4.1.2-hotfix.1",
+                                  {"app": b"#!/bin/sh\necho checkout 4.1.2-hotfix.1\n"})
+    print(f"  {image.reference}")
+
+    step(6, total, "alice files the HotfixRelease (examples/quickstart/hotfix.yaml)")
+    manifest = string.Template((REPO / "examples" / "quickstart" / "hotfix.yaml").read_text()).substitute(
+        IMAGE=image.reference)
+    print("  " + k("apply", "-n", NAMESPACE, "-f", "-", user="alice", stdin=manifest).strip())
+    last = watch(k, until={"AwaitingApproval"} | TERMINAL, timeout=60)
+    if last != "AwaitingApproval":
+        return 1
+
+    step(7, total, "bob approves; the operator deploys green, switches traffic, bakes, folds back")
+    patch = json.dumps([{"op": "add", "path": "/spec/approval/approvals/-", "value": {
+        "approver": "bob", "decision": "Approve", "comment": "diff reviewed; rollback plan is automatic"}}])
+    approved_at = time.monotonic()
+    print("  " + k("patch", "hfr", RELEASE, "-n", NAMESPACE, "--type=json", "-p", patch, user="bob").strip())
+    last = watch(k, until=TERMINAL, timeout=300)
+    elapsed = time.monotonic() - approved_at
+    obj = json.loads(k("get", "hfr", RELEASE, "-n", NAMESPACE, "-o", "json"))
+    summary(k, obj, elapsed)
+    if last != "Succeeded":
+        return 1
+    if once:
+        return 0
+    kubectl = f"{LocalCluster(LOCAL).toolchain.kubectl} --kubeconfig {LOCAL / 'kubeconfig'}"
+    print("\nThe operator keeps running; Ctrl-C stops it, `make cluster-down` stops the control plane. Try:\n"
+          f"  {kubectl} get hfr -A -o wide\n"
+          f"  {kubectl} -n {NAMESPACE} get events --sort-by=.lastTimestamp")
+    try:
+        operator.wait()
+    except KeyboardInterrupt:
+        print("\nstopping the operator")
+    return 0
+
+
+def watch(k, until: set[str], timeout: float) -> str:  # type: ignore[no-untyped-def]
+    """Print each phase and message as it changes; return the phase that ended the watch."""
+    deadline = time.monotonic() + timeout
+    seen: tuple[str, str] | None = None
+    phase = ""
+    while time.monotonic() < deadline:
+        status = json.loads(k("get", "hfr", RELEASE, "-n", NAMESPACE, "-o", "json")).get("status") or {}
+        phase, message = status.get("phase", ""), status.get("message", "")
+        if (phase, message) != seen and phase:
+            print(f"  {time.strftime('%H:%M:%S')}  {phase:<17} {message}", flush=True)
+            seen = (phase, message)
+        if phase in until:
+            return phase
+        time.sleep(0.5)
+    print(f"  timed out after {timeout:.0f}s in phase {phase}")
+    return phase
+
+
+def summary(k, obj: dict, elapsed: float) -> None:  # type: ignore[no-untyped-def,type-arg]
+    status = obj["status"]
+    print(f"\n  {obj['metadata']['name']}: {status['phase']} — incident {status.get('incidentId')}, "
+          f"tag {status.get('tag')}, approval -> done in {elapsed:.1f}s")
+    for cond in status.get("conditions", []):
+        print(f"    {cond['type']:<26} {cond['status']:<6} {cond['reason']}")
+    print("  audit trail:")
+    for entry in status.get("audit", []):
+        print(f"    {entry['time']}  {entry['actor']:<16} {entry['action']:<17} {entry['detail'][:90]}")
+    image = k("get", "deployment", "checkout", "-n", NAMESPACE, "-o",
+              "jsonpath={.spec.template.spec.containers[0].image}")
+    print(f"  Deployment checkout now runs {image}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Specification tests of the GitHub + git publishing adapters, against the loopback GitHub."""
