@@ -307,8 +307,9 @@ class LocalCluster:
                    lambda: self.kubectl("get", "clusterrole", "admin", check=False).returncode == 0)
         self.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}))
         # Shipped roles (requester/approver, operator) come from the repository, bound here to local users.
-        self.kubectl("apply", "-f", str(REPO / "crds" / "rbac.yaml"), "-f",
-                     str(REPO / "charts" / "hotfix-operator" / "templates" / "clusterrole.yaml"))
+        templates = REPO / "charts" / "hotfix-operator" / "templates"
+        self.kubectl("apply", "-f", str(REPO / "crds" / "rbac.yaml"), "-f", str(templates / "clusterrole.yaml"),
+                     "-f", str(templates / "role.yaml"))
         bindings = [
             _cluster_role_binding("local-requesters", "hotfix-requester", group="hotfix:requesters"),
             _cluster_role_binding("local-approvers", "hotfix-approver", group="hotfix:approvers"),

@@ -92,8 +92,18 @@ class Pusher:
     def push_layout(self, layout: Path, repository: str) -> list[str]:
         """Push every manifest of an OCI image layout (index.json + blobs/), keeping cosign's tags."""
         index = json.loads((layout / "index.json").read_text())
+        manifests = index.get("manifests", [])
+        # `cosign save` marks entries by kind; in a registry cosign keeps signatures and attestations
+        # under tags derived from the image digest, which is where verifiers look for them.
+        kinds = {(d.get("annotations") or {}).get("kind"): d for d in manifests}
+        image = kinds.get("dev.cosignproject.cosign/imageIndex") or kinds.get("dev.cosignproject.cosign/image")
+        suffixes = {"dev.cosignproject.cosign/atts": ".att", "dev.cosignproject.cosign/sigs": ".sig"}
         pushed: list[str] = []
-        for descriptor in index.get("manifests", []):
+        for descriptor in manifests:
+            suffix = suffixes.get(str((descriptor.get("annotations") or {}).get("kind")))
+            if image and suffix:
+                tag = image["digest"].replace(":", "-", 1) + suffix
+                descriptor = {**descriptor, "annotations": {"org.opencontainers.image.ref.name": tag}}
             pushed.extend(self._push_layout_manifest(layout, repository, descriptor))
         return pushed
 

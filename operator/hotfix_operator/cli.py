@@ -17,8 +17,10 @@ def _run(args: argparse.Namespace) -> int:
 
     from hotfix_operator import handlers
     from hotfix_operator.adapters.kube import KubeAdapter
-    from hotfix_operator.adapters.registry import RegistryClient
+    from hotfix_operator.adapters.policies import PolicyResolver
+    from hotfix_operator.adapters.registry import RegistryClient, RegistryCredentials
     from hotfix_operator.controller import Controller
+    from hotfix_operator.gate import ProvenanceGate
     from hotfix_operator.metrics import Metrics
 
     if args.kubeconfig:
@@ -31,11 +33,13 @@ def _run(args: argparse.Namespace) -> int:
             config.load_kube_config()  # type: ignore[no-untyped-call]
     plain_http = frozenset(args.plain_http_registry or ())
 
-    def registry() -> RegistryClient:
-        return RegistryClient(ca_file=args.registry_ca_file, plain_http_hosts=plain_http)
+    def registry(credentials: RegistryCredentials | None) -> RegistryClient:
+        return RegistryClient(credentials=credentials, ca_file=args.registry_ca_file, plain_http_hosts=plain_http)
 
     metrics = Metrics()
-    handlers.Runtime.controller = Controller(KubeAdapter(client.ApiClient()), registry, metrics)
+    api = client.ApiClient()
+    gate = ProvenanceGate(PolicyResolver(api, args.operator_namespace), registry)
+    handlers.Runtime.controller = Controller(KubeAdapter(api), registry, gate, metrics)
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
 
@@ -68,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--registry-ca-file", help="extra CA bundle for registry TLS (verification stays on)")
     run.add_argument("--plain-http-registry", action="append", metavar="HOST:PORT",
                      help="a loopback registry reached over plain HTTP (refused for any other host)")
+    run.add_argument("--operator-namespace", default=os.environ.get("HOTFIX_OPERATOR_NAMESPACE", "hotfix-system"),
+                     help="where the Secrets and ConfigMaps that HotfixPolicies name live")
     run.add_argument("--metrics-port", type=int, default=int(os.environ.get("HOTFIX_METRICS_PORT", "8080")))
     run.add_argument("--metrics-address", default="0.0.0.0")
     run.add_argument("--health-port", type=int, default=0, help="serve Kopf's liveness probe on this port")

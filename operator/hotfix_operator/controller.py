@@ -8,10 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hotfix_operator.adapters.kube import KubeAdapter
-from hotfix_operator.adapters.registry import ImageReference, RegistryClient, RegistryError
-from hotfix_operator.core.lifecycle import needs_image_check, reconcile
+from hotfix_operator.adapters.policies import PolicyProblem
+from hotfix_operator.adapters.registry import ImageReference, RegistryError
+from hotfix_operator.core.lifecycle import needs_image_check, needs_provenance_check, reconcile
 from hotfix_operator.core.model import Phase, Release, Status
 from hotfix_operator.core.observations import ImageCheck
+from hotfix_operator.gate import ProvenanceGate, RegistryFactory
 from hotfix_operator.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -31,10 +33,11 @@ class Outcome:
 
 
 class Controller:
-    def __init__(self, kube: KubeAdapter, registry: Callable[[], RegistryClient], metrics: Metrics,
+    def __init__(self, kube: KubeAdapter, registry: RegistryFactory, gate: ProvenanceGate, metrics: Metrics,
                  clock: Callable[[], datetime.datetime] = utcnow) -> None:
         self.kube = kube
         self.registry = registry
+        self.gate = gate
         self.metrics = metrics
         self.clock = clock
 
@@ -47,8 +50,9 @@ class Controller:
             release = release.model_copy(update={"spec": release.spec.model_copy(update={"abort": True})})
         status = Status.from_body(body)
         now = self.clock()
-        image = self.check_image(release.spec.artifact.image) if needs_image_check(status) else None
-        observations = self.kube.observe(release, status, now, image)
+        image = self.check_image(release) if needs_image_check(status) else None
+        provenance = self.gate.check(release) if needs_provenance_check(status) else None
+        observations = self.kube.observe(release, status, now, image, provenance)
         decision = reconcile(release, status, observations)
         if decision.status != status:
             self.kube.write_status(release, decision.status)
@@ -61,7 +65,12 @@ class Controller:
         finished = phase is not None and phase.terminal and not decision.actions and phase != Phase.FAILED
         return Outcome(phase, decision.requeue_after, done=finished)
 
-    def check_image(self, image: str) -> ImageCheck:
+    def check_image(self, release: Release) -> ImageCheck:
+        image = release.spec.artifact.image
+        try:
+            credentials = self.gate.policies.for_namespace(release.namespace).registry_credentials
+        except PolicyProblem:
+            credentials = None  # the provenance gate reports policy problems, with their reasons
         try:
             reference = ImageReference.parse(image)
         except ValueError as exc:
@@ -69,7 +78,7 @@ class Controller:
         if reference.digest is None:
             return ImageCheck(ok=False, reason="NotDigestPinned", message=f"image {image} is not pinned by digest")
         try:
-            with self.registry() as registry:
+            with self.registry(credentials) as registry:
                 registry.get_manifest(reference)
         except RegistryError as exc:
             return ImageCheck(ok=False, transient=exc.transient, reason=exc.reason, message=str(exc))

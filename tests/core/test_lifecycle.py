@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from hotfix_operator.core.lifecycle import AUDIT_LIMIT, POD_TEMPLATE_HASH, Decision, incident_id, reconcile
 from hotfix_operator.core.model import AuditEntry, Phase, Release, Status
-from hotfix_operator.core.observations import ImageCheck
+from hotfix_operator.core.observations import ImageCheck, ProvenanceCheck
 from tests.core.world import APP, BLUE_IMAGE, HOTFIX_IMAGE, T0, World
 
 TERMINAL = {Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.REJECTED, Phase.FAILED}
@@ -77,7 +77,8 @@ class TestHappyPath:
         world = World(approved())
         status, _ = drive(world)
         assert status.phase == Phase.SUCCEEDED
-        assert phases(status) == ["Pending", "AwaitingApproval", "Deploying", "Promoted", "Finalizing", "Succeeded"]
+        assert phases(status) == ["Pending", "Verifying", "AwaitingApproval", "Deploying", "Promoted", "Finalizing",
+                                  "Succeeded"]
         assert world.selector == APP and world.preview_selector == APP
         assert world.blue.template["spec"]["containers"][0]["image"] == HOTFIX_IMAGE
         assert world.green is not None and world.green.deleted
@@ -160,7 +161,7 @@ class TestApprovals:
     def test_without_approval_it_waits_and_says_how_to_approve(self) -> None:
         world = World(make_release())
         status = Status()
-        for _ in range(3):
+        for _ in range(4):
             decision = reconcile(world.release, status, world.observe())
             status = decision.status
         assert status.phase == Phase.AWAITING_APPROVAL
@@ -170,7 +171,7 @@ class TestApprovals:
     def test_the_requester_cannot_approve_their_own_hotfix(self) -> None:
         world = World(make_release((("alice", "Approve"),)))
         status = Status()
-        for _ in range(3):
+        for _ in range(4):
             status = reconcile(world.release, status, world.observe()).status
         assert status.phase == Phase.AWAITING_APPROVAL
         cond = status.condition("Approved")
@@ -287,3 +288,43 @@ def test_a_terminal_phase_is_never_entered_with_actions_still_to_run() -> None:
         for decision in decisions:
             if decision.status.phase in TERMINAL:
                 assert decision.actions == ()
+
+
+class TestProvenanceGate:
+    def test_verified_provenance_is_recorded_before_approval_is_asked(self) -> None:
+        world = World(make_release())
+        status = Status()
+        for _ in range(4):
+            status = reconcile(world.release, status, world.observe()).status
+        assert status.phase == Phase.AWAITING_APPROVAL
+        assert status.provenance is not None and status.provenance["commitSha"] == "a" * 40
+        cond = status.condition("ProvenanceVerified")
+        assert cond is not None and cond.status == "True"
+        assert "signed by key release" in cond.message
+        assert "ProvenanceVerified" in [e.action for e in status.audit]
+
+    def test_a_failed_gate_rejects_with_its_reason_and_nothing_is_deployed(self) -> None:
+        world = World(approved())
+        world.provenance = ProvenanceCheck(ok=False, reason="CommitMismatch", message="provenance commit d37a7f7… ≠ "
+                                           "requested a8b1963…", policy="test")
+        status, _ = drive(world)
+        assert status.phase == Phase.REJECTED
+        cond = status.condition("ProvenanceVerified")
+        assert cond is not None and cond.reason == "CommitMismatch"
+        assert world.green is None and world.selector == APP
+
+    def test_a_registry_outage_backs_off_and_never_skips_the_gate(self) -> None:
+        world = World(approved())
+        world.provenance = ProvenanceCheck(ok=False, reason="RegistryUnavailable", message="timeout", transient=True)
+        status = Status()
+        delays = []
+        for _ in range(8):
+            decision = reconcile(world.release, status, world.observe())
+            status = decision.status
+            if status.phase == Phase.VERIFYING and decision.requeue_after:
+                delays.append(decision.requeue_after)
+        assert status.phase == Phase.VERIFYING
+        assert delays == sorted(delays) and delays[-1] > delays[0], "backs off"
+        world.provenance = World(approved()).provenance
+        status, _ = drive(world, status)
+        assert status.phase == Phase.SUCCEEDED

@@ -18,7 +18,7 @@ from hotfix_operator.core.actions import (
 )
 from hotfix_operator.core.lifecycle import LABEL_RELEASE_UID, POD_TEMPLATE_HASH
 from hotfix_operator.core.model import Release
-from hotfix_operator.core.observations import DeploymentView, ImageCheck, Observations, ServiceView
+from hotfix_operator.core.observations import DeploymentView, ImageCheck, Observations, ProvenanceCheck, ServiceView
 
 T0 = datetime.datetime(2026, 11, 23, 9, 12, tzinfo=datetime.UTC)
 HOTFIX_IMAGE = "registry.example.com/shop/checkout@sha256:" + "ab" * 32
@@ -96,6 +96,11 @@ class World:
     terminating_green_pods: int = 0
     image_check: ImageCheck = field(default_factory=lambda: ImageCheck(ok=True))
     queue_ahead: tuple[str, ...] = ()
+    provenance: ProvenanceCheck = field(default_factory=lambda: ProvenanceCheck(
+        ok=True, reason="Verified", message="ok", policy="test",
+        summary={"signers": [{"signer": "key release (SHA256:ab)"}], "builderId": "https://ci.example.com/b",
+                 "sourceRepository": "github.com/acme/checkout", "commitSha": "a" * 40,
+                 "predicateTypes": ["https://slsa.dev/provenance/v1"]}))
 
     def __post_init__(self) -> None:
         template = {
@@ -135,7 +140,7 @@ class World:
             endpoint_ips=endpoints,
             pod_ips_by_hash=pods,
             green_pod_count=green_pods,
-            image=self.image_check,
+            image=self.image_check, provenance=self.provenance,
             queue_ahead=self.queue_ahead,
         )
 

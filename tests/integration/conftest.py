@@ -19,6 +19,7 @@ import yaml
 
 from localcluster.cluster import LocalCluster, _die_with_parent, free_port
 from localcluster.oci import PushedImage, Pusher
+from localcluster.signing import LOCAL_BUILDER, LocalSigner, slsa_v1_statement
 from tests.kube import Kube, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,10 +95,42 @@ def running_operator(operator: OperatorProcess) -> OperatorProcess:
     return operator
 
 
+COMMIT = "a8b1963c1f0e2d3b4a5968776655443322110099"
+SOURCE = "github.com/acme/checkout"
+POLICY_LABEL = "hotfix.dev/policy"
+
+
 @pytest.fixture(scope="session")
-def hotfix_image(cluster: LocalCluster) -> PushedImage:
+def signer(cluster: LocalCluster) -> LocalSigner:
+    return LocalSigner.load_or_create(cluster.workdir / "signing" / "release.key")
+
+
+@pytest.fixture(scope="session")
+def test_policy(kube: Kube, signer: LocalSigner) -> str:
+    """The HotfixPolicy that governs every test namespace (label hotfix.dev/policy=test)."""
+    policy = {"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixPolicy", "metadata": {"name": "test"},
+              "spec": {"namespaceSelector": {"matchLabels": {POLICY_LABEL: "test"}},
+                       "provenance": {"trustedKeys": [{"name": "release", "publicKey": signer.public_pem}],
+                                      "requireTransparencyLog": False,  # a local key has no Rekor entry
+                                      "allowedBuilders": [LOCAL_BUILDER],
+                                      "allowedSourceRepositories": [SOURCE]}}}
+    kube.apply(policy, "default")
+    return "test"
+
+
+def push_signed(cluster: LocalCluster, signer: LocalSigner, tag: str, content: bytes,
+                commit: str = COMMIT) -> PushedImage:
     with Pusher(cluster.registry_host, cluster.ca_file) as pusher:
-        return pusher.push_image("shop/checkout", "4.1.2-hotfix.1", {"app": b"checkout 4.1.2-hotfix.1\n"})
+        image = pusher.push_image("shop/checkout", tag, {"app": content})
+        statement = slsa_v1_statement(f"{image.registry}/{image.repository}", image.digest, SOURCE, commit)
+        signer.attest(pusher, image.repository, image.digest, statement)
+    return image
+
+
+@pytest.fixture(scope="session")
+def hotfix_image(cluster: LocalCluster, signer: LocalSigner, test_policy: str) -> PushedImage:
+    """The hotfix image, with SLSA v1 provenance for COMMIT signed by the policy's trusted key."""
+    return push_signed(cluster, signer, "4.1.2-hotfix.1", b"checkout 4.1.2-hotfix.1\n")
 
 
 @pytest.fixture
@@ -105,6 +138,7 @@ def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
     name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
     name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
     kube.kubectl("create", "namespace", name)
+    kube.kubectl("label", "namespace", name, f"{POLICY_LABEL}=test")
     wait_for(
         "default service account",
         lambda: kube.kubectl("get", "sa", "default", "-n", name, check=False).startswith("NAME"),
@@ -129,7 +163,7 @@ def quickstart(kube: Kube, namespace: str) -> str:
 def hotfix_manifest(image: str, name: str = "checkout-hotfix", **spec_overrides: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "version": "4.1.2-hotfix.1",
-        "commitSha": "a8b1963c1f0e2d3b4a5968776655443322110099",
+        "commitSha": COMMIT,
         "justification": "Checkout fails for every card payment since 09:12 UTC; all revenue is blocked.",
         "ticketUrl": "https://tracker.example.com/INCIDENT-123",
         "severity": "P0",

@@ -61,6 +61,8 @@ def test_an_approved_hotfix_goes_from_pending_to_succeeded(
     assert status["phase"] == "Succeeded", status["message"]
     assert [a["action"] for a in status["audit"]] == [
         "Pending",
+        "Verifying",
+        "ProvenanceVerified",
         "AwaitingApproval",
         "Deploying",
         "PinnedBlue",

@@ -23,7 +23,13 @@ from hotfix_operator.core.actions import (
 )
 from hotfix_operator.core.lifecycle import LABEL_RELEASE_UID, POD_TEMPLATE_HASH, green_name
 from hotfix_operator.core.model import Phase, Release, Status
-from hotfix_operator.core.observations import DeploymentView, ImageCheck, Observations, ServiceView
+from hotfix_operator.core.observations import (
+    DeploymentView,
+    ImageCheck,
+    Observations,
+    ProvenanceCheck,
+    ServiceView,
+)
 
 log = logging.getLogger(__name__)
 PLURAL = "hotfixreleases"
@@ -61,7 +67,7 @@ class KubeAdapter:
             raise
 
     def observe(self, release: Release, status: Status, now: datetime.datetime,
-                image: ImageCheck | None) -> Observations:
+                image: ImageCheck | None, provenance: ProvenanceCheck | None = None) -> Observations:
         ns, t = release.namespace, release.spec.target
         blue = self._deployment(ns, t.deployment)
         service = self._service(ns, t.service)
@@ -86,8 +92,8 @@ class KubeAdapter:
         return Observations(
             now=now, blue=blue, service=service, preview_service=preview, green=green,
             endpoint_ips=self._endpoint_ips(ns, t.service) if service else frozenset(),
-            pod_ips_by_hash=ips_by_hash, green_pod_count=green_pods, image=image,
-            queue_ahead=self._queue_ahead(release) if status.phase in (None, Phase.PENDING, Phase.QUEUED) else (),
+            pod_ips_by_hash=ips_by_hash, green_pod_count=green_pods, image=image, provenance=provenance,
+            queue_ahead=self._queue_ahead(release) if status.phase in (Phase.VERIFYING, Phase.QUEUED) else (),
         )
 
     def _deployment(self, namespace: str, name: str) -> DeploymentView | None:

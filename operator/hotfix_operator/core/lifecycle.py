@@ -50,6 +50,10 @@ def needs_image_check(status: Status) -> bool:
     return status.phase == Phase.PENDING
 
 
+def needs_provenance_check(status: Status) -> bool:
+    return status.phase == Phase.VERIFYING
+
+
 def green_name(release: Release) -> str:
     return f"{release.spec.target.deployment[:40]}-hotfix-{release.uid.replace('-', '')[:8]}"
 
@@ -142,6 +146,7 @@ class _Step:
             return
         handlers = {
             Phase.PENDING: self._pending,
+            Phase.VERIFYING: self._verifying,
             Phase.QUEUED: self._queued,
             Phase.AWAITING_APPROVAL: self._awaiting_approval,
             Phase.DEPLOYING: self._deploying,
@@ -163,7 +168,7 @@ class _Step:
 
     def _handle_abort(self, phase: Phase) -> bool:
         why = "spec.abort was set"
-        if phase in (Phase.PENDING, Phase.QUEUED, Phase.AWAITING_APPROVAL):
+        if phase in (Phase.PENDING, Phase.VERIFYING, Phase.QUEUED, Phase.AWAITING_APPROVAL):
             self._reject("Aborted", f"{why} before deployment; nothing in production changed", actor="spec.abort")
             return True
         if phase in (Phase.DEPLOYING, Phase.PROMOTED):
@@ -217,6 +222,34 @@ class _Step:
         self.condition("InputValid", "True", "Valid",
                        f"Deployment {t.deployment} (container {t.container}) and Service {t.service} exist; "
                        f"image manifest {self.spec.artifact.image.split('@')[1][:19]}… found and matches its digest")
+        self.to(Phase.VERIFYING, "verifying the image's signed provenance against the namespace's HotfixPolicy")
+
+    # Verifying: the provenance gate, before anyone is asked to approve ------------------------
+
+    def _verifying(self) -> None:
+        check = self.obs.provenance
+        if check is None:
+            self.wait()
+            return
+        if not check.ok:
+            if check.transient:
+                attempts = self.status.verify_attempts + 1
+                delay = min(60.0, 2.0 ** attempts)
+                self.update(verify_attempts=attempts)
+                self.condition("ProvenanceVerified", "Unknown", check.reason, f"{check.message}; retry {attempts} "
+                               f"in {delay:.0f}s (the gate is never skipped)")
+                self.say(f"cannot verify provenance yet: {check.message}; retrying in {delay:.0f}s")
+                self.wait(delay)
+                return
+            self.update(policy=check.policy)
+            self._reject(check.reason, check.message, condition="ProvenanceVerified")
+            return
+        summary = dict(check.summary or {})
+        self.update(policy=check.policy, provenance=summary, verify_attempts=0)
+        self.stamp(verified=self.now)
+        line = provenance_line(summary)
+        self.condition("ProvenanceVerified", "True", "Verified", line)
+        self.audit("ProvenanceVerified", f"policy {check.policy}: {line}")
         self._enter_queue_or_approval()
 
     def _target_problem(self) -> tuple[str, str] | None:
@@ -568,9 +601,19 @@ class _Step:
         self.condition("Stalled", "True" if stalled else "False", phase.value, message)
 
 
+def provenance_line(summary: Mapping[str, Any]) -> str:
+    """One line a person reads: who signed, which builder, which source and commit."""
+    signers = ", ".join(str(s.get("signer")) for s in summary.get("signers", []))
+    commit = str(summary.get("commitSha", ""))
+    predicates = ", ".join(summary.get("predicateTypes", []))
+    return (f"signed by {signers or 'nobody'}; built by {summary.get('builderId')} from "
+            f"{summary.get('sourceRepository')}@{commit[:12]}; predicates {predicates}")
+
+
 # Exposed for the shell: which of its objects the release still holds, for safe deletion.
 def holds_production(status: Status) -> bool:
     return status.phase is not None and status.phase.holds_target
 
 
-__all__ = ["Decision", "Timestamps", "green_name", "holds_production", "incident_id", "needs_image_check", "reconcile"]
+__all__ = ["Decision", "Timestamps", "green_name", "holds_production", "incident_id", "needs_image_check",
+           "needs_provenance_check", "provenance_line", "reconcile"]

@@ -20,6 +20,7 @@ class _Camel(BaseModel):
 
 class Phase(enum.StrEnum):
     PENDING = "Pending"
+    VERIFYING = "Verifying"
     QUEUED = "Queued"
     AWAITING_APPROVAL = "AwaitingApproval"
     DEPLOYING = "Deploying"
@@ -131,6 +132,7 @@ class Condition(_Camel):
 
 class Timestamps(_Camel):
     created: datetime.datetime | None = None
+    verified: datetime.datetime | None = None
     approved: datetime.datetime | None = None
     green_created: datetime.datetime | None = None
     green_available: datetime.datetime | None = None
@@ -170,6 +172,14 @@ class Status(_Camel):
     approvals: str | None = None
     queued_behind: str | None = None
     sla_deadline: datetime.datetime | None = None
+    policy: str | None = None
+    # what the provenance gate verified: signer, builder, source, commit, predicate types
+    provenance: dict[str, Any] | None = None
+    verify_attempts: int = 0
+    # after promotion: publishing, backport and post-mortem (see hotfix_operator.followup)
+    release: dict[str, Any] | None = None
+    backport: dict[str, Any] | None = None
+    postmortem: dict[str, Any] | None = None
     timestamps: Timestamps = Timestamps()
     blue_green: BlueGreen = BlueGreen()
     conditions: tuple[Condition, ...] = ()

@@ -59,6 +59,18 @@ class ImageCheck:
 
 
 @dataclass(frozen=True)
+class ProvenanceCheck:
+    """Result of the provenance gate under the namespace's HotfixPolicy."""
+
+    ok: bool
+    reason: str
+    message: str
+    transient: bool = False
+    policy: str | None = None
+    summary: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Observations:
     now: datetime.datetime
     blue: DeploymentView | None
@@ -72,5 +84,6 @@ class Observations:
     # pods (ready or not, terminating included) carrying this release's green label
     green_pod_count: int = 0
     image: ImageCheck | None = None
+    provenance: ProvenanceCheck | None = None
     # earlier, unfinished HotfixReleases for the same Deployment, oldest first
     queue_ahead: tuple[str, ...] = ()

@@ -1,0 +1,140 @@
+"""Find the one HotfixPolicy that governs a namespace and resolve what it references.
+
+References (keys, the trusted root, credentials) are read from the operator's own namespace only:
+policy authors are cluster administrators, and the operator never needs read access to Secrets
+anywhere else."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from hotfix_operator import API_GROUP, API_VERSION
+from hotfix_operator.adapters.registry import RegistryCredentials
+from hotfix_operator.core.selectors import selector_matches
+from hotfix_operator.provenance import ProvenancePolicy, Rejected, load_policy
+
+
+class PolicyProblem(Exception):
+    """No usable policy. `transient` when the API server could not be read."""
+
+    def __init__(self, reason: str, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class GitHubSettings:
+    api_url: str
+    postmortem_deadline_hours: int
+    token: str | None = field(default=None, repr=False)
+    app_id: int | None = None
+    installation_id: int | None = None
+    app_private_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ResolvedPolicy:
+    name: str
+    provenance: ProvenancePolicy
+    registry_credentials: RegistryCredentials | None = None
+    github: GitHubSettings | None = None
+
+
+class PolicyResolver:
+    def __init__(self, api: client.ApiClient, operator_namespace: str) -> None:
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.api = api
+        self.operator_namespace = operator_namespace
+
+    def for_namespace(self, namespace: str) -> ResolvedPolicy:
+        try:
+            ns = self.core.read_namespace(namespace)
+            policies = self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, "hotfixpolicies")
+        except ApiException as exc:
+            raise PolicyProblem("PolicyUnavailable", f"cannot read HotfixPolicies: {exc.reason}",
+                                transient=True) from exc
+        labels = (ns.metadata.labels if ns.metadata else None) or {}
+        items: list[dict[str, Any]] = self.api.sanitize_for_serialization(policies).get(  # type: ignore[no-untyped-call]
+            "items", [])
+        selecting = [p for p in items if selector_matches(p["spec"].get("namespaceSelector") or {}, labels)]
+        if not selecting:
+            raise PolicyProblem("NoPolicy", f"no HotfixPolicy selects namespace {namespace} (labels {labels}); a "
+                                "cluster administrator must create one that names the trusted signers for it")
+        if len(selecting) > 1:
+            names = ", ".join(sorted(p["metadata"]["name"] for p in selecting))
+            raise PolicyProblem("PolicyConflict", f"namespace {namespace} is selected by several HotfixPolicies "
+                                f"({names}); narrow their namespaceSelectors so exactly one applies")
+        return self.resolve(selecting[0])
+
+    def resolve(self, policy: dict[str, Any]) -> ResolvedPolicy:
+        name, spec = policy["metadata"]["name"], policy["spec"]
+        provenance = dict(spec["provenance"])
+        keys = []
+        for key in provenance.get("trustedKeys") or []:
+            pem = key.get("publicKey") or self._reference(name, key)
+            keys.append({"name": key["name"], "publicKey": pem})
+        provenance["trustedKeys"] = keys
+        if "trustedRoot" in provenance:
+            provenance["trustedRoot"] = self._config_map_value(name, provenance["trustedRoot"]["configMapKeyRef"])
+        try:
+            resolved = load_policy(provenance)
+        except Rejected as exc:
+            raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {name}: {exc}") from exc
+        credentials = None
+        secret_ref = (spec.get("registry") or {}).get("credentialsSecretRef")
+        if secret_ref:
+            raw = self._secret_value(name, {"name": secret_ref["name"], "key": ".dockerconfigjson"})
+            try:
+                credentials = RegistryCredentials.from_dockerconfigjson(raw.encode())
+            except ValueError as exc:
+                raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {name}: {exc}") from exc
+        return ResolvedPolicy(name, resolved, credentials, self._github(name, spec.get("github")))
+
+    def _github(self, policy: str, spec: dict[str, Any] | None) -> GitHubSettings | None:
+        if not spec:
+            return None
+        common = {"api_url": spec.get("apiUrl", "https://api.github.com"),
+                  "postmortem_deadline_hours": int(spec.get("postmortemDeadlineHours", 24))}
+        if "tokenSecretRef" in spec:
+            return GitHubSettings(token=self._secret_value(policy, spec["tokenSecretRef"]).strip(), **common)
+        app = spec["app"]
+        return GitHubSettings(app_id=int(app["appId"]), installation_id=int(app["installationId"]),
+                              app_private_key=self._secret_value(policy, app["privateKeySecretRef"]), **common)
+
+    def _reference(self, policy: str, holder: dict[str, Any]) -> str:
+        if "configMapKeyRef" in holder:
+            return self._config_map_value(policy, holder["configMapKeyRef"])
+        return self._secret_value(policy, holder["secretKeyRef"])
+
+    def _config_map_value(self, policy: str, ref: dict[str, str]) -> str:
+        try:
+            data = self.core.read_namespaced_config_map(ref["name"], self.operator_namespace).data or {}
+        except ApiException as exc:
+            raise self._missing(policy, "ConfigMap", ref, exc) from exc
+        if ref["key"] not in data:
+            raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {policy}: ConfigMap {self.operator_namespace}/"
+                                f"{ref['name']} has no key {ref['key']!r}")
+        return str(data[ref["key"]])
+
+    def _secret_value(self, policy: str, ref: dict[str, str]) -> str:
+        try:
+            data = self.core.read_namespaced_secret(ref["name"], self.operator_namespace).data or {}
+        except ApiException as exc:
+            raise self._missing(policy, "Secret", ref, exc) from exc
+        if ref["key"] not in data:
+            raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {policy}: Secret {self.operator_namespace}/"
+                                f"{ref['name']} has no key {ref['key']!r}")
+        return base64.b64decode(data[ref["key"]]).decode()
+
+    def _missing(self, policy: str, kind: str, ref: dict[str, str], exc: ApiException) -> PolicyProblem:
+        if exc.status == 404:
+            return PolicyProblem("PolicyInvalid", f"HotfixPolicy {policy} names {kind} {self.operator_namespace}/"
+                                 f"{ref['name']}, which does not exist")
+        return PolicyProblem("PolicyUnavailable", f"cannot read {kind} {ref['name']}: {exc.reason}", transient=True)

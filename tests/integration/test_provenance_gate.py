@@ -1,0 +1,128 @@
+"""The provenance gate through a HotfixRelease on the real control plane: only an image whose signed
+provenance binds it to the exact commit reaches AwaitingApproval; anything else is Rejected by reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localcluster.cluster import OPERATOR_NAMESPACE, LocalCluster
+from localcluster.oci import Pusher
+from localcluster.signing import LocalSigner
+from tests.integration.conftest import COMMIT, POLICY_LABEL, FileHotfix, OperatorProcess, push_signed
+from tests.kube import Kube
+
+VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors"
+SLSA_REPO = "github.com/slsa-framework/example-package"
+GENERATOR = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml"
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in (obj.get("status") or {}).get("conditions", []) if c["type"] == type_), {})
+
+
+def test_a_signed_image_for_the_exact_commit_is_verified_before_approval_is_asked(
+        kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess) -> None:
+    file_hotfix(quickstart)
+    obj = kube.wait_phase(quickstart, "checkout-hotfix", "AwaitingApproval", "Rejected")
+    verified = condition(obj, "ProvenanceVerified")
+    assert verified["status"] == "True", obj["status"]["message"]
+    facts = obj["status"]["provenance"]
+    assert facts["commitSha"] == COMMIT
+    assert facts["sourceRepository"] == "github.com/acme/checkout"
+    assert facts["predicateTypes"] == ["https://slsa.dev/provenance/v1"]
+    assert facts["signers"][0]["keyName"] == "release"
+    assert obj["status"]["policy"] == "test"
+    assert "signed by key release" in verified["message"]
+    assert any(a["action"] == "ProvenanceVerified" for a in obj["status"]["audit"])
+
+
+@pytest.mark.parametrize(("case", "reason"), [
+    ("attested for another commit", "CommitMismatch"),
+    ("unsigned", "NoSignature"),
+    # a key signature names no key: another key's signature simply does not verify
+    ("signed by an untrusted key", "SignatureInvalid"),
+])
+def test_an_unproven_image_is_rejected_by_reason(
+        kube: Kube, cluster: LocalCluster, quickstart: str, file_hotfix: FileHotfix,
+        running_operator: OperatorProcess, signer: LocalSigner, case: str, reason: str) -> None:
+    content = f"checkout {case}\n".encode()
+    if case == "attested for another commit":
+        image = push_signed(cluster, signer, "other-commit", content, commit="b" * 40)
+    elif case == "unsigned":
+        with Pusher(cluster.registry_host, cluster.ca_file) as pusher:
+            image = pusher.push_image("shop/checkout", "unsigned", {"app": content})
+    else:
+        stranger = LocalSigner.load_or_create(cluster.workdir / "signing" / "stranger.key")
+        image = push_signed(cluster, stranger, "stranger", content)
+    file_hotfix(quickstart, artifact={"image": image.reference, "sourceRepository": "github.com/acme/checkout"})
+    obj = kube.wait_phase(quickstart, "checkout-hotfix", "Rejected", "AwaitingApproval")
+    assert obj["status"]["phase"] == "Rejected"
+    cond = condition(obj, "ProvenanceVerified")
+    assert cond["status"] == "False"
+    assert cond["reason"] == reason, cond["message"]
+    if reason == "CommitMismatch":
+        assert "b" * 7 in cond["message"] and COMMIT[:7] in cond["message"], "names both commits"
+    assert [d.metadata.name for d in kube.apps.list_namespaced_deployment(quickstart).items] == ["checkout"]
+
+
+def test_a_namespace_no_policy_selects_is_refused_with_a_condition_that_says_so(
+        kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess) -> None:
+    kube.kubectl("label", "namespace", quickstart, f"{POLICY_LABEL}-")
+    file_hotfix(quickstart)
+    obj = kube.wait_phase(quickstart, "checkout-hotfix", "Rejected", "AwaitingApproval")
+    cond = condition(obj, "ProvenanceVerified")
+    assert cond["reason"] == "NoPolicy"
+    assert f"no HotfixPolicy selects namespace {quickstart}" in cond["message"]
+
+
+@pytest.fixture(scope="module")
+def slsa_vector(kube: Kube, cluster: LocalCluster) -> str:
+    """The real keyless provenance of slsa-github-generator's container v2.0.0 test image, pushed into
+    the local registry, and a policy that trusts GitHub Actions' identity under the pinned production root."""
+    vector = VECTORS / "slsa-github-generator" / "container-v2.0.0"
+    with Pusher(cluster.registry_host, cluster.ca_file) as pusher:
+        pusher.push_layout(vector / "oci-layout", "vectors/example-package")
+    root = (VECTORS / "trust" / "sigstore-production-trusted_root.json").read_text()
+    kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "sigstore-production-root"},
+                "data": {"trusted_root.json": root}}, OPERATOR_NAMESPACE)
+    kube.apply({"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixPolicy", "metadata": {"name": "slsa-vectors"},
+                "spec": {"namespaceSelector": {"matchLabels": {POLICY_LABEL: "slsa-vectors"}},
+                         "provenance": {
+                             "keylessIdentities": [{
+                                 "issuer": {"exact": "https://token.actions.githubusercontent.com"},
+                                 "subject": {"regex": GENERATOR.replace(".", r"\.") + r"@refs/tags/v[0-9.]+"}}],
+                             "trustedRoot": {"configMapKeyRef": {"name": "sigstore-production-root",
+                                                                 "key": "trusted_root.json"}},
+                             "allowedBuilders": [GENERATOR],
+                             "allowedSourceRepositories": [SLSA_REPO]}}}, "default")
+    digest = (vector / "image.digest").read_text().strip()
+    return f"{cluster.registry_host}/vectors/example-package@{digest}"
+
+
+@pytest.mark.parametrize(("commit", "phase"), [
+    ("693130cb6cb840a7bc9cb18c6510d536a95dc7e6", "AwaitingApproval"),
+    ("d37a7f740ee7404914456f24dcd90e865a0509e8", "Rejected"),
+])
+def test_real_keyless_provenance_from_public_ci_verifies_for_its_commit_only(
+        kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess,
+        slsa_vector: str, commit: str, phase: str) -> None:
+    kube.kubectl("label", "namespace", quickstart, f"{POLICY_LABEL}=slsa-vectors", "--overwrite")
+    file_hotfix(quickstart, commitSha=commit, artifact={"image": slsa_vector, "sourceRepository": SLSA_REPO})
+    obj = kube.wait_phase(quickstart, "checkout-hotfix", "AwaitingApproval", "Rejected")
+    cond = condition(obj, "ProvenanceVerified")
+    assert obj["status"]["phase"] == phase, cond.get("message")
+    if phase == "AwaitingApproval":
+        facts = obj["status"]["provenance"]
+        assert facts["commitSha"] == commit
+        assert facts["builderId"].startswith(GENERATOR + "@refs/tags/v2.0.0")
+        signer = facts["signers"][0]
+        assert signer["issuer"] == "https://token.actions.githubusercontent.com"
+        assert signer["tlogIndex"] > 0
+    else:
+        assert cond["reason"] == "CommitMismatch"
+        assert "693130c" in cond["message"] and "d37a7f7" in cond["message"]
+    assert json.dumps(obj["status"]).count("BEGIN") == 0, "no key or certificate material in status"
