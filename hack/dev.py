@@ -27,6 +27,10 @@ sys.path.insert(0, str(REPO / "hack"))
 
 from localcluster.cluster import LocalCluster  # noqa: E402
 from localcluster.oci import Pusher  # noqa: E402
+from localcluster.signing import LOCAL_BUILDER, LocalSigner, slsa_v1_statement  # noqa: E402
+
+COMMIT = "a8b1963c1f0e2d3b4a5968776655443322110099"
+SOURCE = "github.com/acme/checkout"
 
 
 def step(n: int, total: int, text: str) -> None:
@@ -41,7 +45,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--once", action="store_true", help="stop the operator after the demo instead of keeping it")
     args = parser.parse_args()
-    total = 7
+    total = 8
 
     step(1, total, "local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) + TLS registry")
     env = {**os.environ, "PYTHONPATH": str(REPO / "hack")}
@@ -93,13 +97,25 @@ def demo(k, state: dict[str, str], total: int, operator: subprocess.Popen[bytes]
     k("rollout", "status", "deployment/checkout", "-n", NAMESPACE, "--timeout=60s")
     print("  " + k("get", "pods", "-n", NAMESPACE, "-o", "wide").replace("\n", "\n  ").rstrip())
 
-    step(5, total, "a hotfix image pushed to the local registry")
+    step(5, total, "a hotfix image pushed to the local registry, with SLSA provenance signed by a local key")
+    signer = LocalSigner.load_or_create(LOCAL / "signing" / "release.key")
     with Pusher(state["registry"], state["caFile"]) as pusher:
         image = pusher.push_image("shop/checkout", "4.1.2-hotfix.1",
                                   {"app": b"#!/bin/sh\necho checkout 4.1.2-hotfix.1\n"})
-    print(f"  {image.reference}")
+        statement = slsa_v1_statement(f"{image.registry}/{image.repository}", image.digest, SOURCE, COMMIT)
+        signer.attest(pusher, image.repository, image.digest, statement)
+    print(f"  {image.reference}\n  attestation: {image.digest.replace(':', '-')}.att (built from {SOURCE}@{COMMIT[:12]})")
 
-    step(6, total, "alice files the HotfixRelease (examples/quickstart/hotfix.yaml)")
+    step(6, total, "the HotfixPolicy for namespace shop: trust that key, that builder, that repository")
+    k("label", "namespace", NAMESPACE, "hotfix.dev/policy=quickstart", "--overwrite")
+    policy = {"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixPolicy", "metadata": {"name": "quickstart"},
+              "spec": {"namespaceSelector": {"matchLabels": {"hotfix.dev/policy": "quickstart"}},
+                       "provenance": {"trustedKeys": [{"name": "quickstart-release", "publicKey": signer.public_pem}],
+                                      "requireTransparencyLog": False,
+                                      "allowedBuilders": [LOCAL_BUILDER], "allowedSourceRepositories": [SOURCE]}}}
+    print("  " + k("apply", "-f", "-", stdin=json.dumps(policy)).strip())
+
+    step(7, total, "alice files the HotfixRelease (examples/quickstart/hotfix.yaml)")
     manifest = string.Template((REPO / "examples" / "quickstart" / "hotfix.yaml").read_text()).substitute(
         IMAGE=image.reference)
     print("  " + k("apply", "-n", NAMESPACE, "-f", "-", user="alice", stdin=manifest).strip())
@@ -107,7 +123,13 @@ def demo(k, state: dict[str, str], total: int, operator: subprocess.Popen[bytes]
     if last != "AwaitingApproval":
         return 1
 
-    step(7, total, "bob approves; the operator deploys green, switches traffic, bakes, folds back")
+    obj = json.loads(k("get", "hfr", RELEASE, "-n", NAMESPACE, "-o", "json"))
+    facts = obj["status"].get("provenance") or {}
+    print(f"  provenance verified under policy {obj['status'].get('policy')}: commit {facts.get('commitSha')}, "
+          f"builder {facts.get('builderId')},\n  signer {facts.get('signers', [{}])[0].get('signer')}, "
+          f"predicates {facts.get('predicateTypes')}")
+
+    step(8, total, "bob approves; the operator deploys green, switches traffic, bakes, folds back")
     patch = json.dumps([{"op": "add", "path": "/spec/approval/approvals/-", "value": {
         "approver": "bob", "decision": "Approve", "comment": "diff reviewed; rollback plan is automatic"}}])
     approved_at = time.monotonic()

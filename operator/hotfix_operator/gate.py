@@ -30,26 +30,29 @@ class ProvenanceGate:
             policy = self.policies.for_namespace(release.namespace)
         except PolicyProblem as problem:
             return ProvenanceCheck(ok=False, reason=problem.reason, message=str(problem), transient=problem.transient)
-        return self.check_with(policy, release.spec.artifact.image, release.spec.commit_sha,
-                               release.spec.artifact.source_repository)
+        return check_image_provenance(policy, release.spec.artifact.image, release.spec.commit_sha,
+                                      release.spec.artifact.source_repository, self.registry)
 
-    def check_with(self, policy: ResolvedPolicy, image: str, commit: str, source_repository: str) -> ProvenanceCheck:
-        try:
-            reference = ImageReference.parse(image)
-        except ValueError as exc:
-            return ProvenanceCheck(ok=False, reason="MalformedInput", message=str(exc), policy=policy.name)
-        try:
-            with self.registry(policy.registry_credentials) as client:
-                material = discover(client, reference)
-        except RegistryError as exc:
-            return ProvenanceCheck(ok=False, reason="RegistryUnavailable" if exc.transient else exc.reason,
-                                   message=str(exc), transient=exc.transient, policy=policy.name)
-        result = verify_provenance(material, ReleaseRequest(image=image, commit_sha=commit,
-                                                            source_repository=source_repository), policy.provenance)
-        if not result.ok or result.summary is None:
-            return ProvenanceCheck(ok=False, reason=str(result.reason), message=result.message, policy=policy.name)
-        return ProvenanceCheck(ok=True, reason="Verified", message=result.message, policy=policy.name,
-                               summary=summary_json(result.summary))
+
+def check_image_provenance(policy: ResolvedPolicy, image: str, commit: str, source_repository: str,
+                           registry: RegistryFactory) -> ProvenanceCheck:
+    """Discover the image's provenance in its registry and verify it under `policy`."""
+    try:
+        reference = ImageReference.parse(image)
+    except ValueError as exc:
+        return ProvenanceCheck(ok=False, reason="MalformedInput", message=str(exc), policy=policy.name)
+    try:
+        with registry(policy.registry_credentials) as client:
+            material = discover(client, reference)
+    except RegistryError as exc:
+        return ProvenanceCheck(ok=False, reason="RegistryUnavailable" if exc.transient else exc.reason,
+                               message=str(exc), transient=exc.transient, policy=policy.name)
+    request = ReleaseRequest(image=image, commit_sha=commit, source_repository=source_repository)
+    result = verify_provenance(material, request, policy.provenance)
+    if not result.ok or result.summary is None:
+        return ProvenanceCheck(ok=False, reason=str(result.reason), message=result.message, policy=policy.name)
+    return ProvenanceCheck(ok=True, reason="Verified", message=result.message, policy=policy.name,
+                           summary=summary_json(result.summary))
 
 
 def summary_json(summary: ProvenanceSummary) -> dict[str, Any]:

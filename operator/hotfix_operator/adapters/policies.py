@@ -7,8 +7,9 @@ anywhere else."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -46,6 +47,54 @@ class ResolvedPolicy:
     github: GitHubSettings | None = None
 
 
+# Reads one referenced value: ("ConfigMap" | "Secret", {"name", "key"}) -> text. In the operator it reads the
+# API server; the `verify` command reads files instead.
+ReferenceLookup = Callable[[Literal["ConfigMap", "Secret"], dict[str, str]], str]
+
+
+def resolve_policy(policy: dict[str, Any], lookup: ReferenceLookup) -> ResolvedPolicy:
+    """A HotfixPolicy manifest with every reference read through `lookup`, validated."""
+    name, spec = policy["metadata"]["name"], policy["spec"]
+    provenance = dict(spec["provenance"])
+    keys = []
+    for key in provenance.get("trustedKeys") or []:
+        if "publicKey" in key:
+            pem = key["publicKey"]
+        elif "configMapKeyRef" in key:
+            pem = lookup("ConfigMap", key["configMapKeyRef"])
+        else:
+            pem = lookup("Secret", key["secretKeyRef"])
+        keys.append({"name": key["name"], "publicKey": pem})
+    provenance["trustedKeys"] = keys
+    if "trustedRoot" in provenance:
+        provenance["trustedRoot"] = lookup("ConfigMap", provenance["trustedRoot"]["configMapKeyRef"])
+    try:
+        resolved = load_policy(provenance)
+    except Rejected as exc:
+        raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {name}: {exc}") from exc
+    credentials = None
+    secret_ref = (spec.get("registry") or {}).get("credentialsSecretRef")
+    if secret_ref:
+        raw = lookup("Secret", {"name": secret_ref["name"], "key": ".dockerconfigjson"})
+        try:
+            credentials = RegistryCredentials.from_dockerconfigjson(raw.encode())
+        except ValueError as exc:
+            raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {name}: {exc}") from exc
+    return ResolvedPolicy(name, resolved, credentials, _github(spec.get("github"), lookup))
+
+
+def _github(spec: dict[str, Any] | None, lookup: ReferenceLookup) -> GitHubSettings | None:
+    if not spec:
+        return None
+    api_url = spec.get("apiUrl", "https://api.github.com")
+    hours = int(spec.get("postmortemDeadlineHours", 24))
+    if "tokenSecretRef" in spec:
+        return GitHubSettings(api_url, hours, token=lookup("Secret", spec["tokenSecretRef"]).strip())
+    app = spec["app"]
+    return GitHubSettings(api_url, hours, app_id=int(app["appId"]), installation_id=int(app["installationId"]),
+                          app_private_key=lookup("Secret", app["privateKeySecretRef"]))
+
+
 class PolicyResolver:
     def __init__(self, api: client.ApiClient, operator_namespace: str) -> None:
         self.core = client.CoreV1Api(api)
@@ -74,44 +123,12 @@ class PolicyResolver:
         return self.resolve(selecting[0])
 
     def resolve(self, policy: dict[str, Any]) -> ResolvedPolicy:
-        name, spec = policy["metadata"]["name"], policy["spec"]
-        provenance = dict(spec["provenance"])
-        keys = []
-        for key in provenance.get("trustedKeys") or []:
-            pem = key.get("publicKey") or self._reference(name, key)
-            keys.append({"name": key["name"], "publicKey": pem})
-        provenance["trustedKeys"] = keys
-        if "trustedRoot" in provenance:
-            provenance["trustedRoot"] = self._config_map_value(name, provenance["trustedRoot"]["configMapKeyRef"])
-        try:
-            resolved = load_policy(provenance)
-        except Rejected as exc:
-            raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {name}: {exc}") from exc
-        credentials = None
-        secret_ref = (spec.get("registry") or {}).get("credentialsSecretRef")
-        if secret_ref:
-            raw = self._secret_value(name, {"name": secret_ref["name"], "key": ".dockerconfigjson"})
-            try:
-                credentials = RegistryCredentials.from_dockerconfigjson(raw.encode())
-            except ValueError as exc:
-                raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {name}: {exc}") from exc
-        return ResolvedPolicy(name, resolved, credentials, self._github(name, spec.get("github")))
+        name = policy["metadata"]["name"]
 
-    def _github(self, policy: str, spec: dict[str, Any] | None) -> GitHubSettings | None:
-        if not spec:
-            return None
-        common = {"api_url": spec.get("apiUrl", "https://api.github.com"),
-                  "postmortem_deadline_hours": int(spec.get("postmortemDeadlineHours", 24))}
-        if "tokenSecretRef" in spec:
-            return GitHubSettings(token=self._secret_value(policy, spec["tokenSecretRef"]).strip(), **common)
-        app = spec["app"]
-        return GitHubSettings(app_id=int(app["appId"]), installation_id=int(app["installationId"]),
-                              app_private_key=self._secret_value(policy, app["privateKeySecretRef"]), **common)
+        def lookup(kind: Literal["ConfigMap", "Secret"], ref: dict[str, str]) -> str:
+            return self._config_map_value(name, ref) if kind == "ConfigMap" else self._secret_value(name, ref)
 
-    def _reference(self, policy: str, holder: dict[str, Any]) -> str:
-        if "configMapKeyRef" in holder:
-            return self._config_map_value(policy, holder["configMapKeyRef"])
-        return self._secret_value(policy, holder["secretKeyRef"])
+        return resolve_policy(policy, lookup)
 
     def _config_map_value(self, policy: str, ref: dict[str, str]) -> str:
         try:
