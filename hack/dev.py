@@ -104,7 +104,8 @@ def demo(k, state: dict[str, str], total: int, operator: subprocess.Popen[bytes]
                                   {"app": b"#!/bin/sh\necho checkout 4.1.2-hotfix.1\n"})
         statement = slsa_v1_statement(f"{image.registry}/{image.repository}", image.digest, SOURCE, COMMIT)
         signer.attest(pusher, image.repository, image.digest, statement)
-    print(f"  {image.reference}\n  attestation: {image.digest.replace(':', '-')}.att (built from {SOURCE}@{COMMIT[:12]})")
+    print(f"  {image.reference}\n  attestation: {image.digest.replace(':', '-')}.att "
+          f"(built from {SOURCE}@{COMMIT[:12]})")
 
     step(6, total, "the HotfixPolicy for namespace shop: trust that key, that builder, that repository")
     k("label", "namespace", NAMESPACE, "hotfix.dev/policy=quickstart", "--overwrite")
