@@ -89,6 +89,20 @@ class Pusher:
         digest = self.push_manifest(repository, tag, manifest)
         return PushedImage(self.registry, repository, digest, manifest)
 
+    def push_artifact(self, repository: str, tag: str, files: dict[str, bytes]) -> PushedImage:
+        """An OCI artifact with one layer per file, named by its title annotation (as `oras push` does)."""
+        config = b"{}"
+        layers = [{"mediaType": "application/octet-stream", "digest": self.push_blob(repository, data),
+                   "size": len(data), "annotations": {"org.opencontainers.image.title": name}}
+                  for name, data in sorted(files.items())]
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.hotfix.evidence.v1",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": self.push_blob(repository, config),
+                       "size": len(config)},
+            "layers": layers}, sort_keys=True).encode()
+        digest = self.push_manifest(repository, tag, manifest)
+        return PushedImage(self.registry, repository, digest, manifest)
+
     def push_layout(self, layout: Path, repository: str) -> list[str]:
         """Push every manifest of an OCI image layout (index.json + blobs/), keeping cosign's tags."""
         index = json.loads((layout / "index.json").read_text())

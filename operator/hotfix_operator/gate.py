@@ -10,6 +10,7 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+from hotfix_operator.adapters.evidence import fetch_evidence
 from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ResolvedPolicy
 from hotfix_operator.adapters.registry import ImageReference, RegistryClient, RegistryCredentials, RegistryError
 from hotfix_operator.core.model import Release
@@ -21,9 +22,10 @@ RegistryFactory = Callable[[RegistryCredentials | None], RegistryClient]
 
 
 class ProvenanceGate:
-    def __init__(self, policies: PolicyResolver, registry: RegistryFactory) -> None:
+    def __init__(self, policies: PolicyResolver, registry: RegistryFactory, ca_file: str | None = None) -> None:
         self.policies = policies
         self.registry = registry
+        self.ca_file = ca_file
 
     def check(self, release: Release) -> ProvenanceCheck:
         try:
@@ -31,12 +33,14 @@ class ProvenanceGate:
         except PolicyProblem as problem:
             return ProvenanceCheck(ok=False, reason=problem.reason, message=str(problem), transient=problem.transient)
         return check_image_provenance(policy, release.spec.artifact.image, release.spec.commit_sha,
-                                      release.spec.artifact.source_repository, self.registry)
+                                      release.spec.artifact.source_repository, self.registry,
+                                      evidence=release.spec.artifact.evidence, ca_file=self.ca_file)
 
 
 def check_image_provenance(policy: ResolvedPolicy, image: str, commit: str, source_repository: str,
-                           registry: RegistryFactory) -> ProvenanceCheck:
-    """Discover the image's provenance in its registry and verify it under `policy`."""
+                           registry: RegistryFactory, *, evidence: str | None = None,
+                           ca_file: str | None = None) -> ProvenanceCheck:
+    """Discover the image's provenance (and evidence bundle, if named) and verify it under `policy`."""
     try:
         reference = ImageReference.parse(image)
     except ValueError as exc:
@@ -44,6 +48,8 @@ def check_image_provenance(policy: ResolvedPolicy, image: str, commit: str, sour
     try:
         with registry(policy.registry_credentials) as client:
             material = discover(client, reference)
+            if evidence:
+                material = dataclasses.replace(material, evidence=fetch_evidence(evidence, client, ca_file))
     except RegistryError as exc:
         return ProvenanceCheck(ok=False, reason="RegistryUnavailable" if exc.transient else exc.reason,
                                message=str(exc), transient=exc.transient, policy=policy.name)

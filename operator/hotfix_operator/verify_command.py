@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True, type=Path, help="a HotfixPolicy manifest (YAML or JSON)")
     parser.add_argument("--ref", action="append", default=[], metavar="NAME/KEY=FILE",
                         help="the value of a ConfigMap or Secret key the policy names (repeatable)")
+    parser.add_argument("--evidence", help="the evidence bundle: oci://registry/repo@sha256:... or https://.../")
     parser.add_argument("--registry-config", type=Path, help="docker config.json with registry credentials")
     parser.add_argument("--registry-ca-file", help="extra CA bundle for registry TLS")
     parser.add_argument("--insecure-registry", action="append", default=[], metavar="HOST:PORT",
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     def registry(_: RegistryCredentials | None) -> RegistryClient:
         return RegistryClient(credentials=credentials, ca_file=args.registry_ca_file, plain_http_hosts=plain_http)
 
-    check = check_image_provenance(policy, args.image, args.commit, args.source_repo, registry)
+    check = check_image_provenance(policy, args.image, args.commit, args.source_repo, registry,
+                                   evidence=args.evidence, ca_file=args.registry_ca_file)
     result: dict[str, Any] = {"verified": check.ok, "image": args.image, "policy": policy.name,
                               "reason": check.reason, "message": check.message}
     if check.ok:

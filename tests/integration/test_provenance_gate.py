@@ -126,3 +126,49 @@ def test_real_keyless_provenance_from_public_ci_verifies_for_its_commit_only(
         assert cond["reason"] == "CommitMismatch"
         assert "693130c" in cond["message"] and "d37a7f7" in cond["message"]
     assert json.dumps(obj["status"]).count("BEGIN") == 0, "no key or certificate material in status"
+
+
+def evidence_bundle(statement: bytes, extra: bytes = b"") -> dict[str, bytes]:
+    """The seeds' evidence: an archive of build records, the provenance, and SHA256SUMS over both."""
+    import hashlib
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in (("build.log", b"build ok\n"), ("sbom.spdx.json", b"{}")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    files = {"evidence.tar.gz": buffer.getvalue(), "provenance.json": statement}
+    sums = "".join(f"{hashlib.sha256(d).hexdigest()}  {n}\n" for n, d in sorted(files.items()))
+    return {**files, "SHA256SUMS": sums.encode() + extra}
+
+
+@pytest.mark.parametrize(("tamper", "phase"), [(None, "AwaitingApproval"), ("sums", "Rejected"),
+                                               ("provenance", "Rejected")])
+def test_an_evidence_bundle_is_fetched_and_must_agree_with_the_provenance(
+        kube: Kube, cluster: LocalCluster, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess,
+        signer: LocalSigner, tamper: str | None, phase: str) -> None:
+    from localcluster.signing import slsa_v1_statement
+
+    image = push_signed(cluster, signer, f"evidence-{tamper}", f"evidence {tamper}".encode())
+    statement = slsa_v1_statement(f"{image.registry}/{image.repository}", image.digest, "github.com/acme/checkout",
+                                  COMMIT)
+    if tamper == "provenance":  # a provenance.json from another build
+        statement = statement.replace(image.digest.removeprefix("sha256:").encode(), b"0" * 64)
+    files = evidence_bundle(statement)
+    if tamper == "sums":
+        files["SHA256SUMS"] = files["SHA256SUMS"].replace(files["SHA256SUMS"][:8], b"00000000", 1)
+    with Pusher(cluster.registry_host, cluster.ca_file) as pusher:
+        evidence = pusher.push_artifact("shop/evidence", f"v-{tamper}", files)
+    file_hotfix(quickstart, artifact={"image": image.reference, "sourceRepository": "github.com/acme/checkout",
+                                      "evidence": f"oci://{evidence.reference}"})
+    obj = kube.wait_phase(quickstart, "checkout-hotfix", "AwaitingApproval", "Rejected")
+    cond = condition(obj, "ProvenanceVerified")
+    assert obj["status"]["phase"] == phase, cond.get("message")
+    if phase == "AwaitingApproval":
+        # the digests of the files SHA256SUMS vouches for
+        assert set(obj["status"]["provenance"]["evidence"]["fileDigests"]) == {"evidence.tar.gz", "provenance.json"}
+    else:
+        assert cond["reason"] == "EvidenceMismatch", cond["message"]
