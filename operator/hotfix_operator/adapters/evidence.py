@@ -86,4 +86,5 @@ def _get(http: httpx.Client, url: str) -> bytes:
                                         reason="TooLarge")
             return bytes(data)
     except httpx.TransportError as exc:
-        raise RegistryError(f"cannot fetch evidence {url}: {exc}", transient=True, reason="RegistryUnavailable") from exc
+        raise RegistryError(f"cannot fetch evidence {url}: {exc}", transient=True,
+                            reason="RegistryUnavailable") from exc
