@@ -219,3 +219,41 @@ def test_printer_columns_show_phase_version_target_approvals(kube: Kube, namespa
     header = kube.kubectl("get", "hfr", "-n", namespace).splitlines()[0].split()
     assert header == ["NAME", "PHASE", "VERSION", "TARGET", "APPROVALS", "AGE"]
     assert "checkout-hotfix" in kube.kubectl("get", "hotfix", "-n", namespace)  # the category
+
+
+def policy(**provenance: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"allowedBuilders": ["https://ci.example.com/b"],
+                            "allowedSourceRepositories": ["github.com/acme/checkout"], **provenance}
+    return {"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixPolicy", "metadata": {"name": "invalid-policy"},
+            "spec": {"namespaceSelector": {}, "provenance": {k: v for k, v in spec.items() if v is not None}}}
+
+
+KEY = {"name": "release", "publicKey": "-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----\n"}
+POLICY_CASES = {
+    "no signer at all": (policy(), "provenance needs at least one trusted key or keyless identity"),
+    "keyless without a pinned root": (policy(keylessIdentities=[{"issuer": {"exact": "https://issuer"},
+                                                                 "subject": {"exact": "s"}}]),
+                                      "keyless identities need a pinned trustedRoot"),
+    "a key with two sources": (policy(trustedKeys=[{**KEY, "configMapKeyRef": {"name": "k", "key": "k"}}]),
+                               "each trusted key needs exactly one of publicKey, configMapKeyRef or secretKeyRef"),
+    "identity both exact and regex": (policy(trustedKeys=[KEY], keylessIdentities=[
+        {"issuer": {"exact": "https://issuer", "regex": ".*"}, "subject": {"exact": "s"}}],
+        trustedRoot={"configMapKeyRef": {"name": "r", "key": "r"}}), "give exactly one of exact or regex"),
+    "no allowed builder": (policy(trustedKeys=[KEY], allowedBuilders=[]), "spec.provenance.allowedBuilders"),
+    "github with neither token nor app": ({**policy(trustedKeys=[KEY]), "spec": {
+        **policy(trustedKeys=[KEY])["spec"], "github": {"apiUrl": "https://github.example.com/api/v3"}}},
+        "github needs exactly one of tokenSecretRef or app"),
+}
+
+
+@pytest.mark.parametrize("case", list(POLICY_CASES))
+def test_an_invalid_hotfix_policy_is_refused_with_the_rules_message(kube: Kube, case: str) -> None:
+    manifest, message = POLICY_CASES[case]
+    output = kube.apply(manifest, "default", check=False, validate=False)
+    assert "is invalid" in output, output
+    assert message in output, output
+
+
+def test_a_requester_cannot_write_policies(kube: Kube) -> None:
+    output = kube.apply(policy(trustedKeys=[KEY]), "default", user="alice", check=False)
+    assert "forbidden" in output.lower()

@@ -514,17 +514,7 @@ class _Step:
                 self.say(f"traffic is on Deployment {t.deployment}; removing green at {remove_at:%H:%M:%S}Z")
                 self.wait(min((remove_at - self.now).total_seconds(), ACTIVE_REQUEUE))
                 return
-            self.act(DeleteDeployment(self.obs.green.name, self.release.uid))
-            self.say(f"removing green {self.obs.green.name}")
-            self.wait()
-            return
-        if self._green_pods_left():
-            self.say("waiting for green pods to terminate")
-            self.wait()
-            return
-        if self._restore_selectors():
-            self.say(f"restoring Service {t.service}'s original selector")
-            self.wait()
+        if self._tear_down_green():
             return
         self.stamp(completed=self.now)
         self.condition("TrafficSwitched", "True", "Folded", f"Deployment {t.deployment} runs "
@@ -535,6 +525,22 @@ class _Step:
 
     def _green_pods_left(self) -> bool:
         return self.obs.green_pod_count > 0
+
+    def _tear_down_green(self) -> bool:
+        """Delete green, wait for its pods to go, give the Services their original selectors back.
+        True while any of that is still under way."""
+        green = self.obs.green
+        if green is not None and green.labels.get(LABEL_RELEASE_UID) == self.release.uid:
+            self.act(DeleteDeployment(green.name, self.release.uid))
+            self.say(f"removing green {green.name}")
+        elif self._green_pods_left():
+            self.say("waiting for green pods to terminate")
+        elif self._restore_selectors():
+            self.say(f"restoring Service {self.spec.target.service}'s original selector")
+        else:
+            return False
+        self.wait()
+        return True
 
     def _restore_selectors(self) -> bool:
         """Emit what is needed to give both Services their original selectors; True while not done."""
@@ -567,18 +573,7 @@ class _Step:
                 self.audit("TrafficSwitched", f"Service {t.service}: back to blue {POD_TEMPLATE_HASH}={blue_hash}")
             self._ensure_selector(t.service, {**original, POD_TEMPLATE_HASH: blue_hash}, "move traffic back to blue")
             self.update_bg(active_hash=blue_hash)
-        if green_exists and self.obs.green is not None:
-            self.act(DeleteDeployment(self.obs.green.name, self.release.uid))
-            self.say(f"removing green {self.obs.green.name}")
-            self.wait()
-            return
-        if self._green_pods_left():
-            self.say("waiting for green pods to terminate")
-            self.wait()
-            return
-        if self._restore_selectors():
-            self.say(f"restoring Service {t.service}'s original selector")
-            self.wait()
+        if self._tear_down_green():
             return
         started = self.status.condition("RolledBack")
         cause = started.message.removeprefix("rolling back: ") if started else self.status.message
