@@ -80,12 +80,16 @@ def test_a_namespace_no_policy_selects_is_refused_with_a_condition_that_says_so(
 
 
 @pytest.fixture(scope="module")
-def slsa_vector(kube: Kube, cluster: LocalCluster) -> str:
-    """The real keyless provenance of slsa-github-generator's container v2.0.0 test image, pushed into
-    the local registry, and a policy that trusts GitHub Actions' identity under the pinned production root."""
-    vector = VECTORS / "slsa-github-generator" / "container-v2.0.0"
+def slsa_vectors(kube: Kube, cluster: LocalCluster) -> dict[str, str]:
+    """The real keyless provenance of slsa-github-generator's container test images (v1.10.0, v2.0.0), pushed
+    into the local registry, and a policy that trusts GitHub Actions' identity under the pinned production root."""
+    images = {}
     with Pusher(cluster.registry_host, cluster.ca_file) as pusher:
-        pusher.push_layout(vector / "oci-layout", "vectors/example-package")
+        for version in ("v1.10.0", "v2.0.0"):
+            vector = VECTORS / "slsa-github-generator" / f"container-{version}"
+            pusher.push_layout(vector / "oci-layout", "vectors/example-package")
+            digest = (vector / "image.digest").read_text().strip()
+            images[version] = f"{cluster.registry_host}/vectors/example-package@{digest}"
     root = (VECTORS / "trust" / "sigstore-production-trusted_root.json").read_text()
     kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "sigstore-production-root"},
                 "data": {"trusted_root.json": root}}, OPERATOR_NAMESPACE)
@@ -99,32 +103,37 @@ def slsa_vector(kube: Kube, cluster: LocalCluster) -> str:
                                                                  "key": "trusted_root.json"}},
                              "allowedBuilders": [GENERATOR],
                              "allowedSourceRepositories": [SLSA_REPO]}}}, "default")
-    digest = (vector / "image.digest").read_text().strip()
-    return f"{cluster.registry_host}/vectors/example-package@{digest}"
+    return images
 
 
-@pytest.mark.parametrize(("commit", "phase"), [
-    ("693130cb6cb840a7bc9cb18c6510d536a95dc7e6", "AwaitingApproval"),
-    ("d37a7f740ee7404914456f24dcd90e865a0509e8", "Rejected"),
+V1_COMMIT, V2_COMMIT = "d37a7f740ee7404914456f24dcd90e865a0509e8", "693130cb6cb840a7bc9cb18c6510d536a95dc7e6"
+
+
+@pytest.mark.parametrize(("version", "commit", "phase"), [
+    ("v2.0.0", V2_COMMIT, "AwaitingApproval"),
+    ("v2.0.0", V1_COMMIT, "Rejected"),
+    ("v1.10.0", V1_COMMIT, "AwaitingApproval"),
+    ("v1.10.0", V2_COMMIT, "Rejected"),
 ])
 def test_real_keyless_provenance_from_public_ci_verifies_for_its_commit_only(
         kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess,
-        slsa_vector: str, commit: str, phase: str) -> None:
+        slsa_vectors: dict[str, str], version: str, commit: str, phase: str) -> None:
     kube.kubectl("label", "namespace", quickstart, f"{POLICY_LABEL}=slsa-vectors", "--overwrite")
-    file_hotfix(quickstart, commitSha=commit, artifact={"image": slsa_vector, "sourceRepository": SLSA_REPO})
+    file_hotfix(quickstart, commitSha=commit, artifact={"image": slsa_vectors[version],
+                                                         "sourceRepository": SLSA_REPO})
     obj = kube.wait_phase(quickstart, "checkout-hotfix", "AwaitingApproval", "Rejected")
     cond = condition(obj, "ProvenanceVerified")
     assert obj["status"]["phase"] == phase, cond.get("message")
     if phase == "AwaitingApproval":
         facts = obj["status"]["provenance"]
         assert facts["commitSha"] == commit
-        assert facts["builderId"].startswith(GENERATOR + "@refs/tags/v2.0.0")
+        assert facts["builderId"] == f"{GENERATOR}@refs/tags/{version}"
         signer = facts["signers"][0]
         assert signer["issuer"] == "https://token.actions.githubusercontent.com"
         assert signer["tlogIndex"] > 0
     else:
         assert cond["reason"] == "CommitMismatch"
-        assert "693130c" in cond["message"] and "d37a7f7" in cond["message"]
+        assert V1_COMMIT[:7] in cond["message"] and V2_COMMIT[:7] in cond["message"], "names both commits"
     assert json.dumps(obj["status"]).count("BEGIN") == 0, "no key or certificate material in status"
 
 
