@@ -7,7 +7,7 @@ LOCAL := .local
 export PYTHONPATH := $(CURDIR)/hack
 KUBECTL = $(shell $(PY) -c "from localcluster.toolchain import Toolchain; print(Toolchain.from_cache(build=False).kubectl)")
 
-.PHONY: help deps dev test test-unit cluster cluster-down crds operator lint bench clean
+.PHONY: help deps dev test test-unit cluster cluster-down crds operator lint bench clean postmortems
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ crds: ## install the CRDs and roles into the cluster of .local/kubeconfig
 operator: crds ## run the operator in the foreground against .local/kubeconfig (as its service account)
 	@$(VENV)/bin/hotfix-operator run --kubeconfig $(LOCAL)/users/operator.kubeconfig \
 	  --registry-ca-file $(LOCAL)/pki/ca.crt
+
+postmortems: ## hotfix tags without a post-mortem: make postmortems REPO=owner/name (token in $$GITHUB_TOKEN)
+	@$(VENV)/bin/hotfix-operator postmortems --repo "$(REPO)" $(if $(GITHUB_API_URL),--github-url $(GITHUB_API_URL))
 
 lint: deps ## ruff and mypy
 	@$(VENV)/bin/ruff check operator tests hack bench

@@ -1,4 +1,5 @@
-"""hotfix-operator run: start the operator against the current kubeconfig or in-cluster config."""
+"""hotfix-operator run: start the operator against the current kubeconfig or in-cluster config.
+hotfix-operator postmortems: list hotfix tags whose post-mortem is missing (exit 1 when any are)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import sys
 
 from prometheus_client import start_http_server
 
+from hotfix_operator import verify_command
+
 
 def _run(args: argparse.Namespace) -> int:
     import kopf
@@ -20,6 +23,7 @@ def _run(args: argparse.Namespace) -> int:
     from hotfix_operator.adapters.policies import PolicyResolver
     from hotfix_operator.adapters.registry import RegistryClient, RegistryCredentials
     from hotfix_operator.controller import Controller
+    from hotfix_operator.followup import FollowupRunner, FollowupSettings
     from hotfix_operator.gate import ProvenanceGate
     from hotfix_operator.metrics import Metrics
 
@@ -38,8 +42,11 @@ def _run(args: argparse.Namespace) -> int:
 
     metrics = Metrics()
     api = client.ApiClient()
-    gate = ProvenanceGate(PolicyResolver(api, args.operator_namespace), registry)
-    handlers.Runtime.controller = Controller(KubeAdapter(api), registry, gate, metrics)
+    gate = ProvenanceGate(PolicyResolver(api, args.operator_namespace), registry, ca_file=args.registry_ca_file)
+    followup = FollowupRunner(FollowupSettings(
+        check_seconds=args.postmortem_check_seconds, deadline_seconds=args.postmortem_deadline_seconds,
+        github_write_interval=args.github_write_interval, backoff_seconds=args.followup_backoff_seconds))
+    handlers.Runtime.controller = Controller(KubeAdapter(api), registry, gate, metrics, followup=followup)
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
 
@@ -63,6 +70,37 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _postmortems(args: argparse.Namespace) -> int:
+    from hotfix_operator.followup import repository_of
+    from hotfix_operator.publishing import GitHubSession, PublishingError, list_tags_without_postmortem
+    from hotfix_operator.publishing.facts import postmortem_path
+
+    token = os.environ.get(args.token_env, "").strip()
+    if not token:
+        print(f"hotfix-operator postmortems: set ${args.token_env} to a GitHub token that can read {args.repo}",
+              file=sys.stderr)
+        return 2
+    repository = repository_of(args.repo)
+    session = GitHubSession.from_token(token, base_url=args.github_url)
+    try:
+        missing = list_tags_without_postmortem(session, repository, default_branch=args.default_branch)
+    except PublishingError as error:
+        print(f"hotfix-operator postmortems: {error.message}", file=sys.stderr)
+        return 2
+    finally:
+        session.close()
+    for tag in missing:
+        print(f"Missing: {postmortem_path(tag)}")
+    if not missing:
+        print(f"every hotfix tag of {repository} has its post-mortem")
+    return 1 if missing else 0
+
+
+def _env_float(name: str, default: float | None) -> float | None:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hotfix-operator", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,15 +115,43 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--metrics-port", type=int, default=int(os.environ.get("HOTFIX_METRICS_PORT", "8080")))
     run.add_argument("--metrics-address", default="0.0.0.0")
     run.add_argument("--health-port", type=int, default=0, help="serve Kopf's liveness probe on this port")
+    run.add_argument("--postmortem-check-seconds", type=float,
+                     default=_env_float("HOTFIX_POSTMORTEM_CHECK_SECONDS", 600.0),
+                     help="how often a promoted hotfix's post-mortem file is looked for on the default branch")
+    run.add_argument("--postmortem-deadline-seconds", type=float,
+                     default=_env_float("HOTFIX_POSTMORTEM_DEADLINE_SECONDS", None),
+                     help="override every HotfixPolicy's postmortemDeadlineHours (drills and tests only)")
+    run.add_argument("--github-write-interval", type=float,
+                     default=_env_float("HOTFIX_GITHUB_WRITE_INTERVAL", 1.0),
+                     help="seconds between GitHub writes (GitHub's advice against secondary rate limits)")
+    run.add_argument("--followup-backoff-seconds", type=float,
+                     default=_env_float("HOTFIX_FOLLOWUP_BACKOFF_SECONDS", 5.0),
+                     help="first retry delay after a GitHub outage (doubles per attempt, at most 300 s)")
     run.add_argument("-v", "--verbose", action="store_true")
+    pm = sub.add_parser("postmortems", help="list hotfix tags without a post-mortem on the default branch",
+                        description="Lists hotfix tags of a repository whose docs/releases/HOTFIX_POSTMORTEMS/"
+                        "<tag>.md is missing on the default branch; exits 1 when any are missing.")
+    pm.add_argument("--repo", required=True, help="owner/name (or github.com/owner/name)")
+    pm.add_argument("--github-url", default=os.environ.get("GITHUB_API_URL", "https://api.github.com"),
+                    help="GitHub's REST API URL (GitHub Enterprise: https://HOST/api/v3)")
+    pm.add_argument("--token-env", default="GITHUB_TOKEN", help="environment variable holding the token")
+    pm.add_argument("--default-branch", help="branch to look on (default: the repository's default branch)")
+    verify = sub.add_parser("verify", help="run the provenance gate on an image, before filing a hotfix",
+                            description=verify_command.__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    verify_command.add_arguments(verify)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.verbose:  # per-request and per-event lines drown the lifecycle's own log
+    if not getattr(args, "verbose", False):  # per-request and per-event lines drown the lifecycle's own log
         for noisy in ("httpx", "kopf.objects", "kopf.activities.startup"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "run":
         return _run(args)
+    if args.command == "postmortems":
+        return _postmortems(args)
+    if args.command == "verify":
+        return verify_command.run(args)
     return 2
 
 

@@ -13,6 +13,7 @@ from hotfix_operator.adapters.registry import ImageReference, RegistryError
 from hotfix_operator.core.lifecycle import needs_image_check, needs_provenance_check, reconcile
 from hotfix_operator.core.model import Phase, Release, Status
 from hotfix_operator.core.observations import ImageCheck
+from hotfix_operator.followup import FollowupRunner
 from hotfix_operator.gate import ProvenanceGate, RegistryFactory
 from hotfix_operator.metrics import Metrics
 
@@ -32,14 +33,22 @@ class Outcome:
     done: bool
 
 
+def _sooner(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
 class Controller:
     def __init__(self, kube: KubeAdapter, registry: RegistryFactory, gate: ProvenanceGate, metrics: Metrics,
-                 clock: Callable[[], datetime.datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime.datetime] = utcnow, followup: FollowupRunner | None = None) -> None:
         self.kube = kube
         self.registry = registry
         self.gate = gate
         self.metrics = metrics
         self.clock = clock
+        # publishing, backport and post-mortem after the bake (None: never, e.g. in unit tests)
+        self.followup = followup
 
     def reconcile_once(self, namespace: str, name: str, *, force_abort: bool = False) -> Outcome:
         body = self.kube.get_release(namespace, name)
@@ -63,7 +72,33 @@ class Controller:
         self.metrics.record(status, decision.status)
         phase = decision.status.phase
         finished = phase is not None and phase.terminal and not decision.actions and phase != Phase.FAILED
+        if phase in (Phase.FINALIZING, Phase.SUCCEEDED) and self.followup is not None:
+            return self.follow_up(release, decision.status, decision.requeue_after, finished)
         return Outcome(phase, decision.requeue_after, done=finished)
+
+    def follow_up(self, release: Release, status: Status, requeue_after: float | None, finished: bool) -> Outcome:
+        """One follow-up step after the bake; it only adds to status and never changes the phase."""
+        assert self.followup is not None
+        phase = status.phase
+        try:
+            github = self.gate.policies.for_namespace(release.namespace).github
+        except PolicyProblem as problem:
+            # Cannot tell whether (or where) to publish: keep the release in view and look again later.
+            log.warning("%s/%s: follow-ups wait for the HotfixPolicy: %s", release.namespace, release.name, problem)
+            return Outcome(phase, _sooner(requeue_after, self.followup.settings.check_seconds), done=False)
+        if github is None:
+            return Outcome(phase, requeue_after, done=finished)
+        now = self.clock()
+        result = self.followup.run(release, status, github, now)
+        if result.status != status:
+            self.kube.write_status(release, result.status)
+        for event in result.events:
+            self.kube.post_event(release, event, now)
+        self.metrics.record_followup(result)
+        if result.step is not None:
+            log.info("%s/%s: follow-up %s: %s", release.namespace, release.name, result.step,
+                     "failed" if result.failure else "done")
+        return Outcome(phase, _sooner(requeue_after, result.requeue_after), done=finished and result.done)
 
     def check_image(self, release: Release) -> ImageCheck:
         image = release.spec.artifact.image

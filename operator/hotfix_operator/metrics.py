@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from hotfix_operator.core.followup import FollowupDecision
 from hotfix_operator.core.model import Phase, Status
 
 _DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 7200)
@@ -22,6 +23,13 @@ class Metrics:
         self.approval_to_production = Histogram(
             "hotfix_approval_to_production_seconds", "From approval to traffic on the hotfix (the operator's share)",
             buckets=_DURATION_BUCKETS, registry=self.registry)
+        self.followup_steps = Counter("hotfix_followup_steps_total",
+                                      "Follow-up steps after promotion (tag, release, backport, post-mortem), "
+                                      "by step and result (ok, transient, permanent)", ["step", "result"],
+                                      registry=self.registry)
+        self.postmortems_overdue = Counter("hotfix_postmortems_overdue_total",
+                                           "Hotfixes whose post-mortem missed its deadline (an issue was opened)",
+                                           registry=self.registry)
         self.reconcile_errors = Counter("hotfix_reconcile_errors_total", "Reconciles that raised and were retried",
                                         registry=self.registry)
 
@@ -37,3 +45,12 @@ class Metrics:
                 self.time_to_production.observe((ts.promoted - ts.created).total_seconds())
             if ts.approved:
                 self.approval_to_production.observe((ts.promoted - ts.approved).total_seconds())
+
+    def record_followup(self, decision: FollowupDecision) -> None:
+        if decision.step is None:
+            return
+        failure = decision.failure
+        result = "ok" if failure is None else "transient" if failure.transient else "permanent"
+        self.followup_steps.labels(step=decision.step.value, result=result).inc()
+        if decision.overdue_opened:
+            self.postmortems_overdue.inc()

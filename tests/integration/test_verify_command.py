@@ -17,7 +17,7 @@ from tests.integration.conftest import COMMIT, SOURCE
 
 
 def verify(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hotfix_operator.verify_command", *args,
+    return subprocess.run([sys.executable, "-m", "hotfix_operator.cli", "verify", *args,
                            "--registry-ca-file", str(cluster.ca_file)], capture_output=True, text=True, timeout=60)
 
 
