@@ -16,7 +16,7 @@ deps: ## install Debian packages, the Python env and the control-plane binaries 
 	@bash hack/install-deps.sh
 
 dev: deps ## the product on its embedded default: local control plane, registry, operator, a hotfix end to end
-	@$(PY) hack/dev.py
+	@$(PY) hack/dev.py $(DEV_ARGS)
 
 test: deps ## the whole test suite (unit + real control plane)
 	@$(PY) -m pytest
