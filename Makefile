@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LOCAL := .local
 export PYTHONPATH := $(CURDIR)/hack
-KUBECTL = $(shell $(PY) -c "from localcluster.toolchain import Toolchain; print(Toolchain.from_cache(build=False).kubectl)")
+KUBECTL = $(shell PYTHONPATH=$(CURDIR)/hack $(PY) -c "from localcluster.toolchain import Toolchain; print(Toolchain.from_cache(build=False).kubectl)")
 
 .PHONY: help deps dev test test-unit cluster cluster-down crds operator lint bench clean postmortems
 
