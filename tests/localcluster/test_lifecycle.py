@@ -79,3 +79,14 @@ def test_killing_the_owner_with_sigkill_leaves_no_orphans(tmp_path: Path) -> Non
         if owner.poll() is None:
             owner.kill()
     time.sleep(0.1)
+
+
+def test_make_crds_installs_the_api_into_the_cluster_it_is_pointed_at(cluster: LocalCluster) -> None:
+    repo = HACK.parent
+    done = subprocess.run(["make", "-s", "crds", f"LOCAL={cluster.workdir}"], cwd=repo, text=True,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ignored" not in done.stderr, done.stderr
+    established = cluster.kubectl("get", "crd", "hotfixreleases.hotfix.dev", "hotfixpolicies.hotfix.dev", "-o",
+                                  "jsonpath={.items[*].status.conditions[?(@.type=='Established')].status}").stdout
+    assert established.split() == ["True", "True"]
