@@ -126,29 +126,22 @@ class PolicyResolver:
         name = policy["metadata"]["name"]
 
         def lookup(kind: Literal["ConfigMap", "Secret"], ref: dict[str, str]) -> str:
-            return self._config_map_value(name, ref) if kind == "ConfigMap" else self._secret_value(name, ref)
+            return self._value(name, kind, ref)
 
         return resolve_policy(policy, lookup)
 
-    def _config_map_value(self, policy: str, ref: dict[str, str]) -> str:
+    def _value(self, policy: str, kind: Literal["ConfigMap", "Secret"], ref: dict[str, str]) -> str:
+        """One key of a ConfigMap or Secret in the operator's namespace (Secret values are base64)."""
+        read = self.core.read_namespaced_config_map if kind == "ConfigMap" else self.core.read_namespaced_secret
         try:
-            data = self.core.read_namespaced_config_map(ref["name"], self.operator_namespace).data or {}
+            data = read(ref["name"], self.operator_namespace).data or {}
         except ApiException as exc:
-            raise self._missing(policy, "ConfigMap", ref, exc) from exc
+            raise self._missing(policy, kind, ref, exc) from exc
         if ref["key"] not in data:
-            raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {policy}: ConfigMap {self.operator_namespace}/"
+            raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {policy}: {kind} {self.operator_namespace}/"
                                 f"{ref['name']} has no key {ref['key']!r}")
-        return str(data[ref["key"]])
-
-    def _secret_value(self, policy: str, ref: dict[str, str]) -> str:
-        try:
-            data = self.core.read_namespaced_secret(ref["name"], self.operator_namespace).data or {}
-        except ApiException as exc:
-            raise self._missing(policy, "Secret", ref, exc) from exc
-        if ref["key"] not in data:
-            raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {policy}: Secret {self.operator_namespace}/"
-                                f"{ref['name']} has no key {ref['key']!r}")
-        return base64.b64decode(data[ref["key"]]).decode()
+        value = str(data[ref["key"]])
+        return base64.b64decode(value).decode() if kind == "Secret" else value
 
     def _missing(self, policy: str, kind: str, ref: dict[str, str], exc: ApiException) -> PolicyProblem:
         if exc.status == 404:
