@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     followup = FollowupRunner(FollowupSettings(
         check_seconds=args.postmortem_check_seconds, deadline_seconds=args.postmortem_deadline_seconds,
         github_write_interval=args.github_write_interval, backoff_seconds=args.followup_backoff_seconds))
-    handlers.Runtime.controller = Controller(KubeAdapter(api), registry, gate, metrics, followup=followup)
+    handlers.Runtime.controller = Controller(KubeAdapter(api), gate, metrics, followup=followup)
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
 

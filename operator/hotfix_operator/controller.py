@@ -14,7 +14,7 @@ from hotfix_operator.core.lifecycle import needs_image_check, needs_provenance_c
 from hotfix_operator.core.model import Phase, Release, Status
 from hotfix_operator.core.observations import ImageCheck
 from hotfix_operator.followup import FollowupRunner
-from hotfix_operator.gate import ProvenanceGate, RegistryFactory
+from hotfix_operator.gate import ProvenanceGate
 from hotfix_operator.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,9 @@ def _sooner(a: float | None, b: float | None) -> float | None:
 
 
 class Controller:
-    def __init__(self, kube: KubeAdapter, registry: RegistryFactory, gate: ProvenanceGate, metrics: Metrics,
+    def __init__(self, kube: KubeAdapter, gate: ProvenanceGate, metrics: Metrics,
                  clock: Callable[[], datetime.datetime] = utcnow, followup: FollowupRunner | None = None) -> None:
         self.kube = kube
-        self.registry = registry
         self.gate = gate
         self.metrics = metrics
         self.clock = clock
@@ -113,7 +112,7 @@ class Controller:
         if reference.digest is None:
             return ImageCheck(ok=False, reason="NotDigestPinned", message=f"image {image} is not pinned by digest")
         try:
-            with self.registry(credentials) as registry:
+            with self.gate.registry(credentials) as registry:
                 registry.get_manifest(reference)
         except RegistryError as exc:
             return ImageCheck(ok=False, transient=exc.transient, reason=exc.reason, message=str(exc))

@@ -23,7 +23,7 @@ from hotfix_operator.core.actions import (
     SetServiceSelector,
 )
 from hotfix_operator.core.conditions import ConditionStatus, set_condition
-from hotfix_operator.core.model import AuditEntry, BlueGreen, Phase, Release, Status, Timestamps
+from hotfix_operator.core.model import AuditEntry, BlueGreen, Phase, Release, Status
 from hotfix_operator.core.observations import Observations
 
 POD_TEMPLATE_HASH = "pod-template-hash"
@@ -610,5 +610,5 @@ def holds_production(status: Status) -> bool:
     return status.phase is not None and status.phase.holds_target
 
 
-__all__ = ["Decision", "Timestamps", "green_name", "holds_production", "incident_id", "needs_image_check",
+__all__ = ["Decision", "green_name", "holds_production", "incident_id", "needs_image_check",
            "needs_provenance_check", "provenance_line", "reconcile"]
