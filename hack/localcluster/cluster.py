@@ -8,6 +8,7 @@ Ports are chosen free at start, so two clusters can run side by side.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -18,7 +19,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,9 @@ class Process:
     name: str
     popen: subprocess.Popen[bytes]
     log_path: Path
+    # how it was started, so it can be started again alone
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -149,6 +153,59 @@ class LocalCluster:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
+    # -- faults, for tests: one component restarted or frozen while the rest runs ----------------
+
+    def component(self, name: str) -> Process:
+        for proc in self.processes:
+            if proc.name == name:
+                return proc
+        raise KeyError(f"no component {name!r}; running: {', '.join(p.name for p in self.processes)}")
+
+    def restart(self, name: str) -> float:
+        """Stop one component (SIGTERM, as a rolling restart would) and start it again with the same
+        flags and ports; returns the seconds it was away. Call from the thread that started the cluster:
+        PR_SET_PDEATHSIG binds a child to the thread that forked it."""
+        old = self.component(name)
+        started = time.monotonic()
+        if old.popen.poll() is None:
+            old.popen.send_signal(signal.SIGCONT)  # a frozen process cannot act on SIGTERM
+            old.popen.terminate()
+            try:
+                old.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                old.popen.kill()
+                old.popen.wait()
+        self.processes.remove(old)
+        fresh = self._spawn(name, old.argv, old.env)
+        if name == "kube-apiserver":
+            self._wait_apiserver()
+        elif "--secure-port" in fresh.argv:
+            # controller-manager and scheduler serve /healthz unauthenticated on their own self-signed port
+            port = fresh.argv[fresh.argv.index("--secure-port") + 1]
+            insecure = ssl._create_unverified_context()
+            self._wait(name, lambda: urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=insecure,
+                                                            timeout=1).status == 200)
+        else:
+            self._wait(name, lambda: fresh.popen.poll() is None)
+        log(f"{name} restarted in {time.monotonic() - started:.1f}s")
+        self._write_state()
+        return time.monotonic() - started
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP one component: it holds its connections and does nothing, like a stalled process."""
+        self.component(name).popen.send_signal(signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        self.component(name).popen.send_signal(signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def paused(self, name: str) -> Iterator[None]:
+        self.pause(name)
+        try:
+            yield
+        finally:
+            self.resume(name)
+
     def check_alive(self) -> None:
         for proc in self.processes:
             if proc.popen.poll() is not None:
@@ -164,7 +221,7 @@ class LocalCluster:
             preexec_fn=_die_with_parent, env={**os.environ, **(env or {})}, cwd=self.workdir,
         )
         out.close()
-        proc = Process(name, popen, log_path)
+        proc = Process(name, popen, log_path, argv, env)
         self.processes.append(proc)
         return proc
 
@@ -214,7 +271,11 @@ class LocalCluster:
             "--cert-dir", str(self.workdir / "data" / "apiserver-certs"),
         ])
         self._admin = ca.issue("admin", "admin", organizations=("system:masters",))
-        context = ssl.create_default_context(cafile=str(ca.cert_path))
+        self._ca_path = ca.cert_path
+        self._wait_apiserver()
+
+    def _wait_apiserver(self) -> None:
+        context = ssl.create_default_context(cafile=str(self._ca_path))
         context.load_cert_chain(str(self._admin.cert), str(self._admin.key))
         url = f"https://127.0.0.1:{self.api_port}/readyz"
         self._wait("kube-apiserver", lambda: urllib.request.urlopen(url, context=context, timeout=2).status == 200,

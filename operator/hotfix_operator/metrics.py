@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from hotfix_operator.core.followup import FollowupDecision
-from hotfix_operator.core.model import Phase, Status
+from hotfix_operator.core.model import Status
 
 _DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 7200)
 
@@ -34,13 +34,13 @@ class Metrics:
                                         registry=self.registry)
 
     def record(self, before: Status, after: Status) -> None:
-        if after.phase is None or after.phase == before.phase:
-            return
-        self.transitions.labels(phase=after.phase.value).inc()
-        if after.phase.terminal:
-            self.outcomes.labels(outcome=after.phase.value).inc()
+        if after.phase is not None and after.phase != before.phase:
+            self.transitions.labels(phase=after.phase.value).inc()
+            if after.phase.terminal:
+                self.outcomes.labels(outcome=after.phase.value).inc()
         ts = after.timestamps
-        if after.phase == Phase.PROMOTED and ts.promoted:
+        # traffic reached the hotfix when the EndpointSlices were seen on green, not when it was decided
+        if ts.promoted and before.timestamps.promoted is None:
             if ts.created:
                 self.time_to_production.observe((ts.promoted - ts.created).total_seconds())
             if ts.approved:

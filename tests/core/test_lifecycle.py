@@ -4,12 +4,21 @@ between any two steps never leaves production worse off than doing nothing."""
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotfix_operator.core.lifecycle import AUDIT_LIMIT, POD_TEMPLATE_HASH, Decision, incident_id, reconcile
+from hotfix_operator.core.actions import DeleteDeployment, SetServiceSelector
+from hotfix_operator.core.lifecycle import (
+    AUDIT_LIMIT,
+    POD_TEMPLATE_HASH,
+    SWITCH_CONFIRM_SECONDS,
+    Decision,
+    incident_id,
+    reconcile,
+)
 from hotfix_operator.core.model import AuditEntry, Phase, Release, Status
 from hotfix_operator.core.observations import ImageCheck, ProvenanceCheck
 from tests.core.world import APP, BLUE_IMAGE, HOTFIX_IMAGE, T0, World
@@ -52,19 +61,45 @@ def approved(**rollout: Any) -> Release:
     return make_release((("bob", "Approve"),), **rollout)
 
 
-def drive(world: World, status: Status | None = None, steps: int = 200) -> tuple[Status, list[Decision]]:
+def aborted(release: Release) -> Release:
+    return release.model_copy(update={"spec": release.spec.model_copy(update={"abort": True})})
+
+
+def run_until(world: World, status: Status, done: Callable[[Status], bool], steps: int = 200,
+              decisions: list[Decision] | None = None) -> Status:
+    """Reconcile and act until `done(status)` holds after a reconcile; time passes between reconciles.
+    The active Service must have ready endpoints throughout."""
+    for _ in range(steps):
+        decision = reconcile(world.release, status, world.observe())
+        if decisions is not None:
+            decisions.append(decision)
+        status = decision.status
+        for action in decision.actions:
+            world.apply(action)
+            assert world.serving() > 0, f"no ready endpoints after {action}"
+        if done(status):
+            return status
+        world.tick()
+        assert world.serving() > 0, f"no ready endpoints in {status.phase}: {status.message}"
+    raise AssertionError(f"not reached after {steps} steps: {status.phase} {status.message}")
+
+
+def drive(world: World, status: Status | None = None, steps: int = 200,
+          never_dark: bool = False) -> tuple[Status, list[Decision]]:
     """Reconcile, act and let time pass until a terminal phase with nothing left to do."""
     status = status or Status()
-    decisions = []
+    decisions: list[Decision] = []
     for _ in range(steps):
         decision = reconcile(world.release, status, world.observe())
         decisions.append(decision)
         status = decision.status
         for action in decision.actions:
             world.apply(action)
+            assert not never_dark or world.serving() > 0, f"no ready endpoints after {action}"
         if status.phase in TERMINAL and not decision.actions:
             return status, decisions
         world.tick()
+        assert not never_dark or world.serving() > 0, f"no ready endpoints in {status.phase}"
     raise AssertionError(f"no terminal phase after {steps} steps: {status.phase} {status.message}")
 
 
@@ -249,22 +284,27 @@ class TestBookkeeping:
     crashes=st.lists(
         st.sampled_from(["none", "before-status", "after-status", "mid-actions"]), min_size=300, max_size=300
     ),
-    green_comes_up=st.booleans(),
+    scenario=st.sampled_from(["green-comes-up", "green-never-up", "aborted-during-bake"]),
     tick_seconds=st.lists(st.floats(min_value=0.2, max_value=4.0), min_size=300, max_size=300),
+    endpoint_syncs=st.lists(st.booleans(), min_size=300, max_size=300),
 )
 def test_crashes_between_any_two_steps_converge_and_never_blackhole_traffic(
-    crashes: list[str], green_comes_up: bool, tick_seconds: list[float]
+    crashes: list[str], scenario: str, tick_seconds: list[float], endpoint_syncs: list[bool]
 ) -> None:
-    """The shell persists status first, then acts; a crash can land anywhere. Whatever the schedule,
-    the release ends Succeeded (green up) or RolledBack (green never up), the Services end with their
-    original selectors, and the active Service never selects zero ready pods on the way."""
+    """The shell persists status first, then acts; a crash can land anywhere, and the EndpointSlices
+    follow the selector late or stall for a while. Whatever the schedule, the release ends Succeeded
+    (green up) or RolledBack (green never up, or aborted during the bake), the Services end with their
+    original selectors, and the active Service never has zero ready endpoints on the way."""
     # When green can come up, the deadline is one no crash schedule can outlast (300 steps of at most 4 s),
-    # so Succeeded is the only right outcome; a schedule that starves progress past a short deadline rolls
+    # so the scenario decides the outcome; a schedule that starves progress past a short deadline rolls
     # back, correctly, and is covered by the case where green never comes up.
-    deadline = 3600 if green_comes_up else 20
-    world = World(approved(progressDeadlineSeconds=deadline), green_ready_after=2 if green_comes_up else None)
+    comes_up = scenario != "green-never-up"
+    world = World(approved(progressDeadlineSeconds=3600 if comes_up else 20), green_ready_after=2 if comes_up else None,
+                  endpoint_syncs=iter(endpoint_syncs))
     persisted = Status()
     for crash, seconds in zip(crashes, tick_seconds, strict=True):
+        if scenario == "aborted-during-bake" and persisted.phase == Phase.PROMOTED and not world.release.spec.abort:
+            world.release = aborted(world.release)
         decision = reconcile(world.release, persisted, world.observe())
         if crash != "before-status":
             persisted = decision.status
@@ -272,15 +312,17 @@ def test_crashes_between_any_two_steps_converge_and_never_blackhole_traffic(
             if crash != "after-status":
                 for action in actions:
                     world.apply(action)
-                    assert world.serving(world.selector) > 0, f"blackholed traffic with {world.selector}"
+                    assert world.serving() > 0, f"no ready endpoints after {action}"
         if persisted.phase in TERMINAL and crash == "none" and not decision.actions:
             break
         world.tick(seconds)
+        assert world.serving() > 0, f"no ready endpoints in {persisted.phase} with selector {world.selector}"
     else:
-        persisted, _ = drive(world, persisted)
-    assert persisted.phase == (Phase.SUCCEEDED if green_comes_up else Phase.ROLLED_BACK), persisted.message
+        persisted, _ = drive(world, persisted, never_dark=True)
+    expected = Phase.SUCCEEDED if scenario == "green-comes-up" else Phase.ROLLED_BACK
+    assert persisted.phase == expected, persisted.message
     assert world.selector == APP and world.preview_selector == APP
-    expected_image = HOTFIX_IMAGE if green_comes_up else BLUE_IMAGE
+    expected_image = HOTFIX_IMAGE if scenario == "green-comes-up" else BLUE_IMAGE
     assert world.blue.template["spec"]["containers"][0]["image"] == expected_image
     assert world.green is None or world.green.deleted
 
@@ -332,3 +374,107 @@ class TestProvenanceGate:
         world.provenance = World(approved()).provenance
         status, _ = drive(world, status)
         assert status.phase == Phase.SUCCEEDED
+
+
+def green_ips(world: World, status: Status) -> frozenset[str]:
+    assert status.blue_green.green_hash is not None
+    return world.ready_ips().get(status.blue_green.green_hash, frozenset())
+
+
+def deletes_green(decisions: list[Decision]) -> bool:
+    return any(isinstance(a, DeleteDeployment) for d in decisions for a in d.actions)
+
+
+class TestTrafficMovesOnlyWhenSeen:
+    """Nothing that serves, or that the Service would fall back to, is removed before the
+    EndpointSlices show the other side serving; every "since the switch" timer starts when it is seen."""
+
+    def test_a_rollback_keeps_green_until_the_endpoint_slices_show_blue_again(self) -> None:
+        world = World(approved(bakeSeconds=600))
+        status = run_until(world, Status(), lambda s: s.timestamps.promoted is not None)
+        world.stall_endpoints()
+        world.release = aborted(world.release)
+        decisions: list[Decision] = []
+        stalled_for = int(SWITCH_CONFIRM_SECONDS) + 10
+        for _ in range(stalled_for):
+            status = run_until(world, status, lambda s: True, decisions=decisions)
+            world.tick()
+        assert status.phase == Phase.ROLLING_BACK
+        assert not deletes_green(decisions) and world.green is not None and not world.green.deleted
+        assert world.selector == {**APP, POD_TEMPLATE_HASH: status.blue_green.blue_hash}, "the selector moved"
+        cond = status.condition("TrafficSwitched")
+        assert cond is not None and cond.reason == "EndpointsNotConfirmed"
+        assert "both sides are kept running" in status.message and "kube-controller-manager" in status.message
+        warned = [e for d in decisions for e in d.events if e.reason == "EndpointsNotConfirmed"]
+        assert len(warned) == 1 and warned[0].type == "Warning"
+        unstalled_at = world.now
+        world.stall_endpoints(False)
+        status, _ = drive(world, status, never_dark=True)
+        assert status.phase == Phase.ROLLED_BACK
+        assert status.timestamps.blue_restored is not None and status.timestamps.blue_restored >= unstalled_at
+        back = [e for e in status.audit if e.action == "TrafficSwitched"][-1]
+        assert back.time == status.timestamps.blue_restored and "only blue pods" in back.detail
+
+    def test_the_terminal_phase_is_written_only_once_blue_is_seen_serving(self) -> None:
+        world = World(approved(bakeSeconds=600))
+        status = run_until(world, Status(), lambda s: s.timestamps.promoted is not None)
+        world.release = aborted(world.release)
+        world.stall_endpoints()
+        status = run_until(world, status, lambda s: s.phase == Phase.ROLLING_BACK)
+        for _ in range(5):
+            status = run_until(world, status, lambda s: True)
+            assert status.phase == Phase.ROLLING_BACK and "blue serves" not in status.message
+            world.tick()
+
+    def test_the_fold_removes_green_only_after_the_folded_deployment_is_seen_serving(self) -> None:
+        world = World(approved(scaleDownDelaySeconds=2))
+        status = run_until(world, Status(), lambda s: s.blue_green.folded_hash is not None)
+        world.stall_endpoints()  # the selector now names the folded hash; the EndpointSlices still list green
+        decisions: list[Decision] = []
+        for _ in range(20):
+            status = run_until(world, status, lambda s: True, decisions=decisions)
+            world.tick()
+        assert status.phase == Phase.FINALIZING and not deletes_green(decisions)
+        assert world.published == green_ips(world, status), "green still serves all traffic"
+        unstalled_at = world.now
+        world.stall_endpoints(False)
+        decisions = []
+        status, _ = drive(world, status, never_dark=True)
+        folded = status.timestamps.folded
+        assert status.phase == Phase.SUCCEEDED and folded is not None and folded >= unstalled_at
+
+    def test_the_bake_is_counted_from_the_switch_seen_on_the_endpoint_slices(self) -> None:
+        bake = 5
+        world = World(approved(bakeSeconds=bake), endpoint_syncs=iter([False, False, True] * 50))
+        status = run_until(world, Status(), lambda s: s.phase == Phase.AWAITING_APPROVAL)
+        while status.phase != Phase.PROMOTED:  # deploy until the decision to switch, then crash before acting
+            decision = reconcile(world.release, status, world.observe())
+            status = decision.status
+            if status.phase != Phase.PROMOTED:
+                for action in decision.actions:
+                    world.apply(action)
+                world.tick()
+        world.tick(4)  # the operator is down for 4 s: nothing switched yet
+        assert world.published.isdisjoint(green_ips(world, status))
+        on_green = 0.0
+        while status.phase == Phase.PROMOTED:
+            decision = reconcile(world.release, status, world.observe())
+            status = decision.status
+            for action in decision.actions:
+                world.apply(action)
+            world.tick()
+            if world.published and world.published <= green_ips(world, status):
+                on_green += 1
+        assert on_green >= bake, f"green carried all traffic for {on_green}s of a {bake}s bake"
+        switched = [e for e in status.audit if e.action == "TrafficSwitched"]
+        assert len(switched) == 1 and switched[0].time == status.timestamps.promoted
+
+    def test_every_phase_that_holds_traffic_reasserts_both_services(self) -> None:
+        world = World(approved(bakeSeconds=600))
+        status = run_until(world, Status(), lambda s: s.timestamps.promoted is not None)
+        world.selector, world.preview_selector = dict(APP), dict(APP)  # someone edits both Services by hand
+        decision = reconcile(world.release, status, world.observe())
+        green = {**APP, POD_TEMPLATE_HASH: status.blue_green.green_hash}
+        assert {(a.service, tuple(sorted(a.selector.items()))) for a in decision.actions
+                if isinstance(a, SetServiceSelector)} == {("checkout", tuple(sorted(green.items()))),
+                                                          ("checkout-preview", tuple(sorted(green.items())))}

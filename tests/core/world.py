@@ -1,11 +1,17 @@
 """A toy cluster for testing the pure lifecycle: just enough Deployment, ReplicaSet-hash, Service and
 endpoint behaviour to drive reconcile() through every phase, with crashes injected between steps.
-Kubernetes itself is exercised in tests/integration; this only feeds the core plausible observations."""
+Kubernetes itself is exercised in tests/integration; this only feeds the core plausible observations.
+
+EndpointSlices lag, as the real controller-manager's do: the published endpoints follow the selector
+and the pods only when the EndpointSlice controller syncs, which the test schedules (`endpoint_syncs`,
+one entry per tick; `stall_endpoints()` stops it). Until then they keep listing what they listed,
+including pods that are gone, and traffic reaches only the listed pods that still exist and are ready."""
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +102,10 @@ class World:
     terminating_green_pods: int = 0
     image_check: ImageCheck = field(default_factory=lambda: ImageCheck(ok=True))
     queue_ahead: tuple[str, ...] = ()
+    # per tick: does the EndpointSlice controller sync? Once exhausted it syncs every tick
+    endpoint_syncs: Iterator[bool] = field(default_factory=lambda: iter(()))
+    endpoints_stalled: bool = False
+    published: frozenset[str] = field(init=False, default=frozenset())
     provenance: ProvenanceCheck = field(default_factory=lambda: ProvenanceCheck(
         ok=True, reason="Verified", message="ok", policy="test",
         summary={"signers": [{"signer": "key release (SHA256:ab)"}], "builderId": "https://ci.example.com/b",
@@ -109,6 +119,10 @@ class World:
         }
         self.blue = Deployment("checkout", dict(APP), template)
         self.blue.pods = {self.blue.current_hash: 3}
+        self.sync_endpoints()
+
+    def stall_endpoints(self, stalled: bool = True) -> None:
+        self.endpoints_stalled = stalled
 
     def ready_pods(self) -> dict[str, int]:
         pods = dict(self.blue.pods)
@@ -117,19 +131,24 @@ class World:
                 pods[h] = pods.get(h, 0) + n
         return pods
 
-    def serving(self, selector: dict[str, str]) -> int:
-        """How many ready pods the selector picks (all pods here carry app=checkout)."""
-        wanted = selector.get(POD_TEMPLATE_HASH)
-        return sum(n for h, n in self.ready_pods().items() if wanted in (None, h))
+    def ready_ips(self) -> dict[str, frozenset[str]]:
+        """Ready pod IPs by pod-template-hash; a pod keeps its IP while it lives."""
+        return {h: frozenset(f"ip-{h}-{j}" for j in range(n)) for h, n in self.ready_pods().items() if n}
+
+    def sync_endpoints(self) -> None:
+        """What the EndpointSlice controller publishes for the active Service when it syncs."""
+        wanted = self.selector.get(POD_TEMPLATE_HASH)
+        self.published = frozenset().union(*(ips for h, ips in self.ready_ips().items() if wanted in (None, h)))
+
+    def serving(self) -> int:
+        """Endpoints that really take traffic: listed in the EndpointSlices, and still a ready pod."""
+        live = frozenset().union(*self.ready_ips().values())
+        return len(self.published & live)
 
     def observe(self) -> Observations:
         green = self.green.view() if self.green and not self.green.deleted else None
-        pods = {
-            h: frozenset(f"10.0.{i}.{j}" for j in range(n))
-            for i, (h, n) in enumerate(sorted(self.ready_pods().items()))
-        }
-        wanted = self.selector.get(POD_TEMPLATE_HASH)
-        endpoints = frozenset().union(*(ips for h, ips in pods.items() if wanted in (None, h))) if pods else frozenset()
+        pods = self.ready_ips()
+        endpoints = self.published
         green_pods = self.terminating_green_pods + (sum(self.green.pods.values()) if green and self.green else 0)
         return Observations(
             now=self.now,
@@ -179,3 +198,5 @@ class World:
         if self.green and not self.green.deleted:
             self.green.tick()
         self.terminating_green_pods = 0
+        if next(self.endpoint_syncs, True) and not self.endpoints_stalled:
+            self.sync_endpoints()

@@ -90,3 +90,39 @@ def test_make_crds_installs_the_api_into_the_cluster_it_is_pointed_at(cluster: L
     established = cluster.kubectl("get", "crd", "hotfixreleases.hotfix.dev", "hotfixpolicies.hotfix.dev", "-o",
                                   "jsonpath={.items[*].status.conditions[?(@.type=='Established')].status}").stdout
     assert established.split() == ["True", "True"]
+
+
+def test_one_component_restarts_alone_and_the_rest_keeps_its_state(cluster: LocalCluster) -> None:
+    others = {p.name: p.popen.pid for p in cluster.processes if p.name not in ("kube-apiserver",
+                                                                              "kube-controller-manager")}
+    cluster.kubectl("create", "configmap", "survives-restart", "-n", "default", "--from-literal=k=v")
+    try:
+        port = cluster.api_port
+        away = cluster.restart("kube-apiserver")
+        assert cluster.api_port == port and 0 < away < 90
+        assert cluster.kubectl("get", "configmap", "survives-restart", "-n", "default", "-o",
+                               "jsonpath={.data.k}").stdout == "v", "etcd kept the data"
+        cluster.restart("kube-controller-manager")
+        assert {p.name: p.popen.pid for p in cluster.processes if p.name in others} == others, \
+            "etcd, the scheduler, kwok and the registry were not touched"
+        cluster.check_alive()
+    finally:
+        cluster.kubectl("delete", "configmap", "survives-restart", "-n", "default", check=False)
+
+
+def test_a_paused_controller_manager_does_nothing_until_resumed(cluster: LocalCluster) -> None:
+    ns = "default"
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "paused-probe"},
+                  "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "paused-probe"}},
+                           "template": {"metadata": {"labels": {"app": "paused-probe"}},
+                                        "spec": {"containers": [{"name": "c", "image": "example.com/x:1"}]}}}}
+    try:
+        with cluster.paused("kube-controller-manager"):
+            cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(deployment))
+            time.sleep(2)
+            rs = cluster.kubectl("get", "rs", "-n", ns, "-l", "app=paused-probe", "-o", "name").stdout
+            assert rs == "", "no ReplicaSet while the deployment controller is frozen"
+        wait_for("the ReplicaSet once resumed", lambda: cluster.kubectl(
+            "get", "rs", "-n", ns, "-l", "app=paused-probe", "-o", "name").stdout.strip(), timeout=30)
+    finally:
+        cluster.kubectl("delete", "deployment", "paused-probe", "-n", ns, "--wait=false", check=False)

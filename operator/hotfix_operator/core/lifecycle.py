@@ -34,6 +34,9 @@ REQUIRED_APPROVALS = 1
 SLA = datetime.timedelta(minutes=30)
 AUDIT_LIMIT = 50
 ACTIVE_REQUEUE = 1.0
+# How long a selector change may take to show on the EndpointSlices before the operator warns. It never
+# gives up: both sides stay up until the change is seen, however long that takes.
+SWITCH_CONFIRM_SECONDS = 15.0
 OPERATOR = "hotfix-operator"
 
 
@@ -351,11 +354,11 @@ class _Step:
                            original_selector=dict(service.selector), green_deployment=green_name(self.release),
                            preview_original_selector=dict(self.obs.preview_service.selector)
                            if self.obs.preview_service else None,
-                           active_hash=blue.current_hash)
+                           # pinning keeps the very same pods behind the Service: blue serves, as it did
+                           active_hash=blue.current_hash, serving_hash=blue.current_hash, serving_since=self.now)
             self.audit("PinnedBlue", f"Service {t.service} pinned to blue {POD_TEMPLATE_HASH}={blue.current_hash}")
         assert self.bg.original_selector is not None and self.bg.blue_hash is not None
-        self._ensure_selector(t.service, {**self.bg.original_selector, POD_TEMPLATE_HASH: self.bg.blue_hash},
-                              "pin the active Service to blue before green starts")
+        self._hold_traffic(self.bg.blue_hash, None, "pin the active Service to blue before green starts")
         green = self.obs.green
         if green is None:
             self.act(CreateDeployment(self._green_manifest(blue)))
@@ -413,23 +416,79 @@ class _Step:
         if current is not None and dict(current.selector) != dict(desired):
             self.act(SetServiceSelector(service, dict(desired), why))
 
+    def _pinned(self, pod_hash: str) -> dict[str, str]:
+        assert self.bg.original_selector is not None
+        return {**self.bg.original_selector, POD_TEMPLATE_HASH: pod_hash}
+
+    def _hold_traffic(self, active_hash: str, preview_hash: str | None, why: str) -> None:
+        """Re-assert both Services this release owns: the active one on `active_hash`, the preview on
+        `preview_hash` (None: its original selector). A change of the active hash opens a pending switch."""
+        t = self.spec.target
+        self._ensure_selector(t.service, self._pinned(active_hash), why)
+        if t.preview_service:
+            preview = self._pinned(preview_hash) if preview_hash else self.bg.preview_original_selector
+            if preview is not None:
+                self._ensure_selector(t.preview_service, preview, f"preview Service: {why}")
+        if self.bg.active_hash != active_hash:
+            self.update_bg(active_hash=active_hash, switch_from=self.bg.active_hash, switch_requested=self.now,
+                           switch_warned=False)
+
+    def _serving_from(self, pod_hash: str) -> bool:
+        """The active Service's EndpointSlices list ready pods, and only pods of `pod_hash`."""
+        endpoints = self.obs.endpoint_ips
+        return bool(endpoints) and endpoints <= self.obs.pod_ips_by_hash.get(pod_hash, frozenset())
+
+    def _switch(self, to_hash: str, side: str) -> datetime.datetime | None:
+        """When traffic was first seen on `side` (pods of `to_hash`), or None while the EndpointSlices do
+        not show it yet. The TrafficSwitched audit entry is written here, at the observed time."""
+        bg, t = self.bg, self.spec.target
+        if bg.switch_requested is None and bg.serving_hash == to_hash:
+            return bg.serving_since
+        service = self.obs.service
+        if service is None or dict(service.selector) != self._pinned(to_hash) or not self._serving_from(to_hash):
+            self._report_unconfirmed(to_hash, side)
+            return None
+        before = bg.switch_from or bg.serving_hash
+        self.update_bg(serving_hash=to_hash, serving_since=self.now, switch_from=None, switch_requested=None,
+                       switch_warned=False)
+        line = (f"Service {t.service}: {POD_TEMPLATE_HASH} {before} -> {to_hash}; its EndpointSlices list only "
+                f"{side} pods ({len(self.obs.endpoint_ips)} ready)")
+        self.audit("TrafficSwitched", line)
+        self.events.append(Event("Normal", "TrafficSwitched", line, OPERATOR))
+        return self.now
+
+    def _report_unconfirmed(self, to_hash: str, side: str) -> None:
+        """Say how far the switch to `side` has got; past the bound, warn once. Nothing is removed."""
+        t, endpoints = self.spec.target, self.obs.endpoint_ips
+        on_side = len(endpoints & self.obs.pod_ips_by_hash.get(to_hash, frozenset()))
+        detail = f"{on_side} of {len(endpoints)} ready endpoints of Service {t.service} are {side} pods"
+        waited = (self.now - (self.bg.switch_requested or self.now)).total_seconds()
+        if waited < SWITCH_CONFIRM_SECONDS:
+            self.condition("TrafficSwitched", "Unknown", "EndpointsUpdating", detail)
+            self.say(f"waiting for Service {t.service}'s EndpointSlices to list only {side} pods ({detail})")
+        else:
+            message = (f"Service {t.service}'s EndpointSlices still do not list only {side} pods {waited:.0f}s after "
+                       f"its selector moved ({detail}); both sides are kept running until they do. Check that "
+                       "kube-controller-manager (its EndpointSlice controller) is running and up to date")
+            self.condition("TrafficSwitched", "Unknown", "EndpointsNotConfirmed", message)
+            self.say(message)
+            if not self.bg.switch_warned:
+                self.update_bg(switch_warned=True)
+                self.events.append(Event("Warning", "EndpointsNotConfirmed", message, OPERATOR))
+        self.wait()
+
     # Promoted: traffic on green, baking ---------------------------------------------------------
 
     def _promote(self, green_hash: str, available: int) -> None:
         assert self.bg.original_selector is not None
-        t = self.spec.target
-        self.update_bg(green_hash=green_hash, active_hash=green_hash)
-        self.stamp(green_available=self.now, promoted=self.now)
+        self.update_bg(green_hash=green_hash)
+        self.stamp(green_available=self.now)
         self.condition("GreenAvailable", "True", "Available", f"green {self.bg.green_deployment}: {available} "
                        f"replicas available ({POD_TEMPLATE_HASH}={green_hash})")
-        if t.preview_service:
-            self._ensure_selector(t.preview_service, {**self.bg.original_selector, POD_TEMPLATE_HASH: green_hash},
-                                  "let the preview Service show green")
-        self._ensure_selector(t.service, {**self.bg.original_selector, POD_TEMPLATE_HASH: green_hash},
-                              "switch traffic to green")
-        self.audit("TrafficSwitched", f"Service {t.service}: {POD_TEMPLATE_HASH} {self.bg.blue_hash} -> {green_hash}")
-        self.to(Phase.PROMOTED, f"traffic switched to green {self.bg.green_deployment}; baking for "
-                f"{self.spec.rollout.bake_seconds}s with blue kept warm", reason="TrafficSwitched")
+        self._hold_traffic(green_hash, green_hash, "switch traffic to green")
+        self.to(Phase.PROMOTED, f"switching traffic to green {self.bg.green_deployment}; the "
+                f"{self.spec.rollout.bake_seconds}s bake starts when the Service's EndpointSlices list only green "
+                "pods, with blue kept warm")
 
     def _promoted(self) -> None:
         green, t = self.obs.green, self.spec.target
@@ -437,27 +496,19 @@ class _Step:
         if self.obs.service is None or original is None or green_hash is None:
             self._roll_back("TargetDisappeared", f"Service {t.service} was deleted after the switch")
             return
-        self._ensure_selector(t.service, {**original, POD_TEMPLATE_HASH: green_hash}, "keep traffic on green")
+        self._hold_traffic(green_hash, green_hash, "keep traffic on green")
         if green is None or green.available_replicas < green.replicas:
             have = f"{green.available_replicas}/{green.replicas} available" if green else "deleted"
             self._roll_back("GreenUnavailable", f"green {self.bg.green_deployment} became unavailable during the "
                             f"bake ({have})")
             return
-        green_ips = self.obs.pod_ips_by_hash.get(green_hash, frozenset())
-        endpoints = self.obs.endpoint_ips
-        switched = bool(endpoints) and endpoints <= green_ips
-        if switched:
-            self.condition("TrafficSwitched", "True", "EndpointsOnGreen",
-                           f"Service {t.service}'s EndpointSlices list only green pods ({len(endpoints)})")
-        else:
-            self.condition("TrafficSwitched", "Unknown", "EndpointsUpdating",
-                           f"{len(endpoints & green_ips)} of {len(endpoints)} endpoints of Service {t.service} "
-                           "are green")
-            self.say("waiting for the Service's EndpointSlices to list only green pods")
-            self.wait()
+        switched = self._switch(green_hash, "green")
+        if switched is None:
             return
-        promoted = self.status.timestamps.promoted or self.now
-        bake_end = promoted + datetime.timedelta(seconds=self.spec.rollout.bake_seconds)
+        self.stamp(promoted=switched)
+        self.condition("TrafficSwitched", "True", "EndpointsOnGreen",
+                       f"Service {t.service}'s EndpointSlices list only green pods ({len(self.obs.endpoint_ips)})")
+        bake_end = switched + datetime.timedelta(seconds=self.spec.rollout.bake_seconds)
         if self.now < bake_end:
             self.say(f"baking on green until {bake_end:%H:%M:%S}Z; blue is kept warm for instant rollback")
             self.wait(min((bake_end - self.now).total_seconds(), ACTIVE_REQUEUE))
@@ -477,7 +528,11 @@ class _Step:
                        "folding; traffic was on green, which is left running")
             return
         if self.bg.folded_hash is None:
-            self._ensure_selector(t.service, {**original, POD_TEMPLATE_HASH: green_hash}, "keep traffic on green")
+            self._hold_traffic(green_hash, green_hash, "keep traffic on green")
+            if not self._serving_from(green_hash):
+                # rolling the Deployment replaces blue's pods: only while green is seen serving
+                self._report_unconfirmed(green_hash, "green")
+                return
             if blue.container_image(t.container) != self.spec.artifact.image:
                 self.act(SetContainerImage(t.deployment, t.container, self.spec.artifact.image))
                 self.say(f"rolling Deployment {t.deployment} to the hotfix image; traffic stays on green")
@@ -499,22 +554,22 @@ class _Step:
                          f"({blue.updated_replicas}/{blue.replicas} updated)")
                 self.wait()
                 return
-            self.update_bg(folded_hash=blue.current_hash, active_hash=blue.current_hash)
-            self.stamp(folded=self.now)
-            self.audit("TrafficSwitched", f"Service {t.service}: {POD_TEMPLATE_HASH} {green_hash} -> "
-                       f"{blue.current_hash} (Deployment {t.deployment} now runs the hotfix)")
+            self.update_bg(folded_hash=blue.current_hash)
         folded = self.bg.folded_hash
         assert folded is not None
+        side = f"Deployment {t.deployment}'s"
         if self.obs.green is not None:
-            self._ensure_selector(t.service, {**original, POD_TEMPLATE_HASH: folded},
-                                  "move traffic to the folded Deployment")
-            folded_at = self.status.timestamps.folded or self.now
-            remove_at = folded_at + datetime.timedelta(seconds=self.spec.rollout.scale_down_delay_seconds)
+            self._hold_traffic(folded, folded, "move traffic to the folded Deployment")
+            switched = self._switch(folded, side)
+            if switched is None:
+                return
+            self.stamp(folded=switched)
+            remove_at = switched + datetime.timedelta(seconds=self.spec.rollout.scale_down_delay_seconds)
             if self.now < remove_at:
                 self.say(f"traffic is on Deployment {t.deployment}; removing green at {remove_at:%H:%M:%S}Z")
                 self.wait(min((remove_at - self.now).total_seconds(), ACTIVE_REQUEUE))
                 return
-        if self._tear_down_green():
+        if self._tear_down_green(folded, side):
             return
         self.stamp(completed=self.now)
         self.condition("TrafficSwitched", "True", "Folded", f"Deployment {t.deployment} runs "
@@ -526,17 +581,25 @@ class _Step:
     def _green_pods_left(self) -> bool:
         return self.obs.green_pod_count > 0
 
-    def _tear_down_green(self) -> bool:
-        """Delete green, wait for its pods to go, give the Services their original selectors back.
-        True while any of that is still under way."""
-        green = self.obs.green
+    def _tear_down_green(self, serving_hash: str, side: str) -> bool:
+        """Delete green once `side` is seen serving, wait for its pods to go, give the Services their
+        original selectors back, and see `side` serving behind them. True while any of that is under way."""
+        green, t = self.obs.green, self.spec.target
+        # With no Service there is nothing to route; otherwise never delete what may still serve.
+        serving = self.obs.service is None or self._serving_from(serving_hash)
         if green is not None and green.labels.get(LABEL_RELEASE_UID) == self.release.uid:
+            if not serving:
+                self._report_unconfirmed(serving_hash, side)
+                return True
             self.act(DeleteDeployment(green.name, self.release.uid))
             self.say(f"removing green {green.name}")
         elif self._green_pods_left():
             self.say("waiting for green pods to terminate")
         elif self._restore_selectors():
-            self.say(f"restoring Service {self.spec.target.service}'s original selector")
+            self.say(f"restoring Service {t.service}'s original selector")
+        elif not serving:
+            self.say(f"waiting for Service {t.service}'s EndpointSlices to list {side} pods under its original "
+                     "selector")
         else:
             return False
         self.wait()
@@ -564,17 +627,19 @@ class _Step:
     # RollingBack --------------------------------------------------------------------------------
 
     def _rolling_back(self) -> None:
-        t = self.spec.target
         original, blue_hash = self.bg.original_selector, self.bg.blue_hash
-        green_exists = self.obs.green is not None and self.obs.green.labels.get(LABEL_RELEASE_UID) == self.release.uid
-        if original is not None and blue_hash is not None and (green_exists or self._green_pods_left()):
-            if self.obs.service is not None and dict(self.obs.service.selector) != {**original,
-                                                                                     POD_TEMPLATE_HASH: blue_hash}:
-                self.audit("TrafficSwitched", f"Service {t.service}: back to blue {POD_TEMPLATE_HASH}={blue_hash}")
-            self._ensure_selector(t.service, {**original, POD_TEMPLATE_HASH: blue_hash}, "move traffic back to blue")
-            self.update_bg(active_hash=blue_hash)
-        if self._tear_down_green():
-            return
+        if original is not None and blue_hash is not None:
+            green = self.obs.green
+            if (green is not None and green.labels.get(LABEL_RELEASE_UID) == self.release.uid) or \
+                    self._green_pods_left():
+                self._hold_traffic(blue_hash, None, "move traffic back to blue")
+            if self.obs.service is not None:
+                restored = self._switch(blue_hash, "blue")
+                if restored is None:
+                    return
+                self.stamp(blue_restored=restored)
+            if self._tear_down_green(blue_hash, "blue"):
+                return
         started = self.status.condition("RolledBack")
         cause = started.message.removeprefix("rolling back: ") if started else self.status.message
         self.stamp(completed=self.now)

@@ -136,10 +136,14 @@ class Timestamps(_Camel):
     approved: datetime.datetime | None = None
     green_created: datetime.datetime | None = None
     green_available: datetime.datetime | None = None
+    # when the active Service's EndpointSlices were first seen listing only green pods: the bake starts here
     promoted: datetime.datetime | None = None
     fold_started: datetime.datetime | None = None
+    # when they were first seen listing only the folded Deployment's pods: the scale-down delay starts here
     folded: datetime.datetime | None = None
     rollback_started: datetime.datetime | None = None
+    # when they were first seen listing only blue's pods again during a rollback
+    blue_restored: datetime.datetime | None = None
     completed: datetime.datetime | None = None
 
 
@@ -153,7 +157,16 @@ class BlueGreen(_Camel):
     green_deployment: str | None = None
     green_hash: str | None = None
     folded_hash: str | None = None
+    # the pod-template-hash the active Service's selector was last pointed at (decided)
     active_hash: str | None = None
+    # the hash its EndpointSlices were last seen serving from, and since when (observed)
+    serving_hash: str | None = None
+    serving_since: datetime.datetime | None = None
+    # a selector change not yet seen on the EndpointSlices: from which hash, since when, and whether
+    # the operator already warned that it is taking too long
+    switch_from: str | None = None
+    switch_requested: datetime.datetime | None = None
+    switch_warned: bool = False
 
 
 class AuditEntry(_Camel):
