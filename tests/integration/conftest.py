@@ -67,8 +67,18 @@ class OperatorProcess:
             self.popen.send_signal(signal.SIGKILL)
             self.popen.wait()
 
+    def pause(self) -> None:
+        """SIGSTOP: the operator holds its connections and does nothing, like a starved or stalled pod."""
+        assert self.popen is not None and self.popen.poll() is None
+        self.popen.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.popen is not None
+        self.popen.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.popen and self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGCONT)
             self.popen.terminate()
             try:
                 self.popen.wait(timeout=10)
