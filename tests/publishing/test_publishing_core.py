@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -191,10 +192,34 @@ def test_post_mortem_state(present: bool, offset: timedelta, state: PostmortemSt
     assert postmortem_state(present, due, due + offset) is state
 
 
-def test_checksums_in_text_and_binary_mode_are_understood() -> None:
-    listed = parse_checksums("ABCDEF  ./dist/evidence.tar.gz\n0123 *provenance.json\n# comment\n")
+UPPER_HEX, LOWER_HEX = "ABCDEF0123456789" * 4, "0123456789abcdef" * 4
 
-    assert listed == {"evidence.tar.gz": "abcdef", "provenance.json": "0123"}
+
+def test_checksums_in_text_and_binary_mode_are_understood() -> None:
+    listed = parse_checksums(f"{UPPER_HEX}  ./dist/evidence.tar.gz\n{LOWER_HEX} *provenance.json\n# comment\n")
+
+    assert listed == {"evidence.tar.gz": UPPER_HEX.lower(), "provenance.json": LOWER_HEX}
+
+
+@pytest.mark.parametrize(
+    ("sums", "fragment"),
+    [
+        ("ABCDEF  provenance.json\n", "line 1 is not '<sha256>  <name>'"),
+        (f"{LOWER_HEX}  provenance.json\n  {LOWER_HEX}  evidence.tar.gz\n", "line 2 is not"),
+        ("# a comment vouches for nothing\n", "lists no files"),
+        (f"{LOWER_HEX}  provenance.json\n{UPPER_HEX}  ./provenance.json\n", "lists 'provenance.json' twice"),
+        (
+            f"{LOWER_HEX}  a/provenance.json\n{UPPER_HEX}  b/provenance.json\n",
+            "different digests for 'provenance.json'",
+        ),
+    ],
+    ids=["short-digest", "leading-blank", "no-files", "listed-twice", "one-asset-two-digests"],
+)
+def test_checksums_that_break_the_sha256sums_rule_are_refused(sums: str, fragment: str) -> None:
+    evidence = {**evidence_files(), "SHA256SUMS": sums.encode()}
+
+    with pytest.raises(EvidenceIntegrityError, match=re.escape(fragment)):
+        verify_checksums(evidence)
 
 
 def test_evidence_contradicting_its_checksums_is_refused() -> None:

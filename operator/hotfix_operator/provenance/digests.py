@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 
+from ..formats import sha256_digest
 from .reasons import Reason, Rejected, abbreviate_pair
 
 SHA256_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _ANY_DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-zA-Z=_-]+")
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def parse_image_digest(reference: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import re
 import tarfile
 import zlib
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
+from ..formats import Sha256SumsError, Sha256SumsLineError, parse_sha256sums
 from .encoding import decode_base64
 from .inputs import EvidenceFiles
 from .limits import (
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 SUMS_FILE = "SHA256SUMS"
 ARCHIVE_FILE = "evidence.tar.gz"
 PROVENANCE_FILE = "provenance.json"
-_SUM_LINE = re.compile(r"([0-9a-fA-F]{64}) [ *](.+)")
 
 
 @dataclass(frozen=True)
@@ -60,26 +59,18 @@ class VerifiedPayload:
 
 
 def _read_sums(data: bytes) -> dict[str, str]:
+    """The listed files and their hex digests, under the one SHA256SUMS rule (formats.parse_sha256sums)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise Rejected(Reason.MALFORMED_INPUT, f"{SUMS_FILE} is not UTF-8") from None
-    listed: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        match = _SUM_LINE.fullmatch(line)
-        if not match:
-            raise Rejected(Reason.MALFORMED_INPUT, f"{SUMS_FILE} line {number} is not '<sha256>  <name>'")
-        digest, name = match.group(1).lower(), match.group(2)
-        if name.startswith("./"):
-            name = name[2:]
-        if name in listed:
-            raise Rejected(Reason.EVIDENCE_MISMATCH, f"{SUMS_FILE} lists {name!r} twice")
-        listed[name] = digest
-    if not listed:
-        raise Rejected(Reason.EVIDENCE_MISMATCH, f"{SUMS_FILE} lists no files")
-    return listed
+    try:
+        return parse_sha256sums(text)
+    except Sha256SumsLineError as exc:
+        raise Rejected(Reason.MALFORMED_INPUT, f"{SUMS_FILE} {exc}") from None
+    except Sha256SumsError as exc:
+        # Readable, but not matchable against the bundle: a file listed twice, or none at all.
+        raise Rejected(Reason.EVIDENCE_MISMATCH, f"{SUMS_FILE} {exc}") from None
 
 
 class _BoundedReader(io.RawIOBase):

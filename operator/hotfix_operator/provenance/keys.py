@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -11,6 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from ..formats import sha256_digest
 from .reasons import Reason, Rejected
 
 VerifyingKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
@@ -34,7 +34,7 @@ class PublicKey:
     @property
     def fingerprint(self) -> str:
         """`sha256:<hex>` of the DER SubjectPublicKeyInfo (the Sigstore key id, in hex)."""
-        return "sha256:" + hashlib.sha256(self.spki_der).hexdigest()
+        return sha256_digest(self.spki_der)
 
     @property
     def algorithm(self) -> str:

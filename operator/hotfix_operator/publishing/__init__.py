@@ -16,7 +16,7 @@ from .errors import (
     TagConflictError,
     TransientError,
 )
-from .evidence import evidence_digests, sha256_digest, verify_checksums
+from .evidence import evidence_digests, verify_checksums
 from .facts import Approval, HotfixFacts, TimelineEvent
 from .postmortem import (
     check_postmortem,
@@ -73,6 +73,5 @@ __all__ = [
     "evidence_digests",
     "list_tags_without_postmortem",
     "postmortem_state",
-    "sha256_digest",
     "verify_checksums",
 ]

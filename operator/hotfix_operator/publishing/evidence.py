@@ -5,14 +5,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
+from ..formats import Sha256SumsError, parse_sha256sums, sha256_digest
 from .errors import EvidenceIntegrityError
 
 CHECKSUMS_NAME = "SHA256SUMS"
-
-
-def sha256_digest(data: bytes) -> str:
-    """The digest in GitHub's release-asset notation: ``sha256:<hex>``."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def evidence_digests(evidence: Mapping[str, bytes]) -> dict[str, str]:
@@ -20,16 +16,22 @@ def evidence_digests(evidence: Mapping[str, bytes]) -> dict[str, str]:
 
 
 def parse_checksums(text: str) -> dict[str, str]:
-    """``sha256sum`` output (text or binary mode) as {file name: hex digest}."""
-    listed: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        digest, _, name = line.partition(" ")
-        name = name.lstrip(" *")
-        listed[name.removeprefix("./").rsplit("/", 1)[-1]] = digest.lower()
-    return listed
+    """SHA256SUMS as {release asset name: hex digest}, read under formats.parse_sha256sums' rule.
+
+    Release assets have no directories, so a listed path (`dist/evidence.tar.gz`) vouches for the
+    asset of its base name. Raises EvidenceIntegrityError for a list that breaks the rule, and for
+    two different digests under one asset name: there is no telling which one the asset must match.
+    """
+    try:
+        listed = parse_sha256sums(text)
+    except Sha256SumsError as error:
+        raise EvidenceIntegrityError(f"evidence {CHECKSUMS_NAME} {error}") from None
+    by_asset: dict[str, str] = {}
+    for path, digest in listed.items():
+        name = path.rsplit("/", 1)[-1]
+        if by_asset.setdefault(name, digest) != digest:
+            raise EvidenceIntegrityError(f"evidence {CHECKSUMS_NAME} lists different digests for {name!r}")
+    return by_asset
 
 
 def verify_checksums(evidence: Mapping[str, bytes]) -> None:

@@ -9,8 +9,9 @@ from github.GitRelease import GitRelease
 from github.GitReleaseAsset import GitReleaseAsset
 from github.Repository import Repository
 
+from ..formats import sha256_digest
 from .errors import AssetConflictError, PermanentError, TagConflictError
-from .evidence import evidence_digests, sha256_digest, verify_checksums
+from .evidence import evidence_digests, verify_checksums
 from .facts import HotfixFacts
 from .rendering import asset_label, release_notes, release_title
 from .results import ReleaseResult

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from github import GithubException, InputGitAuthor, UnknownObjectException
 from github.Repository import Repository
 
+from ..formats import utc_iso
 from .errors import PermanentError, TagConflictError
 from .facts import HotfixFacts
 from .rendering import tag_message
@@ -58,9 +59,7 @@ def ensure_tag(session: GitHubSession, facts: HotfixFacts) -> TagResult:
         existing = find_tag(repo, facts.tag)
         if existing is not None:
             return _accept(facts, existing)
-        tagger = InputGitAuthor(
-            session.identity.name, session.identity.email, facts.promoted_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        )
+        tagger = InputGitAuthor(session.identity.name, session.identity.email, utc_iso(facts.promoted_at))
         try:
             tag_object = repo.create_git_tag(facts.tag, tag_message(facts), facts.commit_sha, "commit", tagger)
         except GithubException as error:
