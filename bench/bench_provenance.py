@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from common import REPO, ms, report, summarise
+from hotfix_operator.adapters.discovery import discover
 from hotfix_operator.adapters.policies import resolve_policy
 from hotfix_operator.adapters.registry import ImageReference, RegistryClient
 from hotfix_operator.provenance import ReleaseRequest, verify_provenance
-from hotfix_operator.provenance.discovery import discover
 from localcluster.cluster import LocalCluster
 from localcluster.oci import Pusher
 from localcluster.signing import LOCAL_BUILDER, LocalSigner, slsa_v1_statement

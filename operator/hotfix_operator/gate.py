@@ -10,13 +10,13 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+from hotfix_operator.adapters.discovery import discover
 from hotfix_operator.adapters.evidence import fetch_evidence
 from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ResolvedPolicy
 from hotfix_operator.adapters.registry import ImageReference, RegistryClient, RegistryCredentials, RegistryError
 from hotfix_operator.core.model import Release
 from hotfix_operator.core.observations import ProvenanceCheck
 from hotfix_operator.provenance import ProvenanceSummary, ReleaseRequest, verify_provenance
-from hotfix_operator.provenance.discovery import discover
 
 RegistryFactory = Callable[[RegistryCredentials | None], RegistryClient]
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from hotfix_operator.adapters.discovery import cosign_tag, discover
 from hotfix_operator.adapters.registry import DigestMismatchError, ImageReference, RegistryClient
 from hotfix_operator.provenance import (
     ProvenancePolicy,
@@ -30,7 +31,6 @@ from hotfix_operator.provenance import (
     load_policy,
     verify_provenance,
 )
-from hotfix_operator.provenance.discovery import cosign_tag, discover
 from localcluster.cluster import LocalCluster
 from localcluster.oci import PushedImage, Pusher, digest_of
 from tests.provenance.cosign import Cosign, KeyPair, TamperingRegistry, allow_loopback_only, cosign_binary

@@ -26,6 +26,7 @@ from hotfix_operator.provenance import (
     verify_provenance,
 )
 from hotfix_operator.provenance.dsse import pae
+from hotfix_operator.provenance.simplesigning import cosign_signing_payload, read_simple_signing
 from tests.provenance.private_sigstore import (
     DSSE_LAYER,
     SIMPLE_SIGNING,
@@ -250,6 +251,15 @@ def _simple_signing_text(inner_image: str) -> bytes:
         '{"critical":{"identity":{"docker-reference":"registry.example.com/shop/checkout"},'
         f'"image":{{{inner_image}}},"type":"cosign container image signature"}},"optional":null}}'
     ).encode()
+
+
+def test_the_payload_cosign_signs_is_known_byte_for_byte() -> None:
+    """What `cosign sign` signs when given no annotations; discovery recognises it by its digest alone."""
+    payload = cosign_signing_payload("registry.example.com/shop/checkout", IMAGE)
+
+    assert payload == _simple_signing_text(f'"docker-manifest-digest":"{IMAGE}"')
+    claim = read_simple_signing(payload)
+    assert (claim.manifest_digest, claim.docker_reference) == (IMAGE, "registry.example.com/shop/checkout")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ and errors say whether retrying can help.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 import ssl
@@ -18,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from hotfix_operator.formats import sha256_digest
 
 MANIFEST_MEDIA_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
@@ -168,10 +169,6 @@ class RegistryCredentials:
 
     def __repr__(self) -> str:  # never print secrets
         return f"RegistryCredentials(hosts={sorted(self.by_host)})"
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 class RegistryClient:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from hotfix_operator.adapters.discovery import cosign_tag, discover
 from hotfix_operator.adapters.registry import (
     DigestMismatchError,
     ImageReference,
@@ -23,7 +24,6 @@ from hotfix_operator.adapters.registry import (
     RegistryError,
 )
 from hotfix_operator.provenance import Reason, read_oci_layout, verify_provenance
-from hotfix_operator.provenance.discovery import cosign_tag, discover
 from localcluster.cluster import LocalCluster
 from localcluster.oci import OCI_MANIFEST, PushedImage, Pusher, digest_of
 from tests.provenance.container_vectors import OTHER_COMMIT, VECTORS, Vector, policy_for, request_for

@@ -36,28 +36,35 @@ On a registry with the referrers API, request 5 disappears.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from ..adapters.registry import (
+from hotfix_operator.adapters.registry import (
     OCI_INDEX,
     Descriptor,
     ImageReference,
     NotFoundError,
     RegistryClient,
     RegistryError,
-    sha256_digest,
 )
-from .bundles import BUNDLE_MEDIA_TYPES
-from .cosign_layers import DSSE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE
-from .digests import SHA256_DIGEST
-from .inputs import BundleArtifact, OciLayer, ProvenanceMaterial
-from .limits import MAX_BUNDLES, MAX_LAYER_BYTES, MAX_LAYERS, MAX_MANIFEST_BYTES, MIB
-from .reasons import Rejected
-from .simplesigning import SIGNATURE_TYPE
-from .strictjson import JsonObject, as_object, as_str, get_list, get_str, optional_object, parse_json_object
+from hotfix_operator.formats import sha256_digest
+from hotfix_operator.provenance.bundles import BUNDLE_MEDIA_TYPES
+from hotfix_operator.provenance.cosign_layers import DSSE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE
+from hotfix_operator.provenance.digests import SHA256_DIGEST
+from hotfix_operator.provenance.inputs import BundleArtifact, OciLayer, ProvenanceMaterial
+from hotfix_operator.provenance.limits import MAX_BUNDLES, MAX_LAYER_BYTES, MAX_LAYERS, MAX_MANIFEST_BYTES, MIB
+from hotfix_operator.provenance.reasons import Rejected
+from hotfix_operator.provenance.simplesigning import cosign_signing_payload
+from hotfix_operator.provenance.strictjson import (
+    JsonObject,
+    as_object,
+    as_str,
+    get_list,
+    get_str,
+    optional_object,
+    parse_json_object,
+)
 
 SIGNATURE_TAG_SUFFIX = ".sig"
 ATTESTATION_TAG_SUFFIX = ".att"
@@ -284,24 +291,10 @@ class _Discovery:
     def _derivable_simple_signing_payload(self, layer: Descriptor) -> bytes | None:
         """The payload `cosign sign` writes when given no annotations, if that is what the layer holds."""
         for reference in _docker_references(self.repository):
-            payload = _simple_signing_payload(reference, self.digest)
+            payload = cosign_signing_payload(reference, self.digest)
             if len(payload) == layer.size and sha256_digest(payload) == layer.digest:
                 return payload
         return None
-
-
-def _simple_signing_payload(docker_reference: str, image_digest: str) -> bytes:
-    # Byte for byte what Go's json.Marshal makes of sigstore's payload.SimpleContainerImage:
-    # fields in declaration order, no spaces, nil annotations as null.
-    document = {
-        "critical": {
-            "identity": {"docker-reference": docker_reference},
-            "image": {"docker-manifest-digest": image_digest},
-            "type": SIGNATURE_TYPE,
-        },
-        "optional": None,
-    }
-    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def _docker_references(image: ImageReference) -> list[str]:
