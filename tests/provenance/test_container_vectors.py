@@ -14,7 +14,6 @@ from hotfix_operator.provenance import (
     OciLayer,
     ProvenanceMaterial,
     Reason,
-    VerificationResult,
     verify_provenance,
 )
 from tests.provenance.container_vectors import (
@@ -32,6 +31,7 @@ from tests.provenance.container_vectors import (
     request_for,
 )
 from tests.provenance.private_sigstore import sha256_hex
+from tests.support.provenance import refused
 
 
 def with_attestation(material: ProvenanceMaterial, layer: OciLayer) -> ProvenanceMaterial:
@@ -56,14 +56,6 @@ def edited_envelope(layer: OciLayer, edit: Any) -> bytes:
     envelope = json.loads(layer.blob)
     edit(envelope)
     return json.dumps(envelope).encode()
-
-
-def refused(result: VerificationResult, reason: Reason, *fragments: str) -> None:
-    assert not result.ok, result
-    assert result.reason == reason, result.message
-    assert result.summary is None
-    for fragment in fragments:
-        assert fragment in result.message, result.message
 
 
 # ---------------------------------------------------------------------------------------------

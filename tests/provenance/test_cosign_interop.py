@@ -27,13 +27,13 @@ from hotfix_operator.provenance import (
     ProvenancePolicy,
     Reason,
     ReleaseRequest,
-    VerificationResult,
     load_policy,
     verify_provenance,
 )
 from localcluster.cluster import LocalCluster
 from localcluster.oci import PushedImage, Pusher, digest_of
 from tests.provenance.cosign import Cosign, KeyPair, TamperingRegistry, allow_loopback_only, cosign_binary
+from tests.support.provenance import refused
 
 pytestmark = pytest.mark.cluster
 
@@ -191,13 +191,6 @@ def trusting(key: KeyPair, **changes: Any) -> ProvenancePolicy:
 
 def request(published: Published, commit: str = COMMIT) -> ReleaseRequest:
     return ReleaseRequest(image=published.image.reference, commit_sha=commit, source_repository=SOURCE_REPOSITORY)
-
-
-def refused(result: VerificationResult, reason: Reason, *fragments: str) -> None:
-    assert not result.ok, result
-    assert result.reason == reason, f"{result.reason}: {result.message}"
-    for fragment in fragments:
-        assert fragment in result.message, result.message
 
 
 # ---------------------------------------------------------------------------------------------

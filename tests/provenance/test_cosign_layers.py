@@ -22,7 +22,6 @@ from hotfix_operator.provenance import (
     ProvenancePolicy,
     Reason,
     ReleaseRequest,
-    VerificationResult,
     verify_provenance,
 )
 from hotfix_operator.provenance.dsse import pae
@@ -48,6 +47,7 @@ from tests.provenance.private_sigstore import (
     slsa_v02,
     slsa_v1,
 )
+from tests.support.provenance import refused
 
 IMAGE = "sha256:" + sha256_hex(b"checkout 4.1.2-hotfix.1 image manifest")
 OTHER_IMAGE = "sha256:" + sha256_hex(b"some other image")
@@ -99,13 +99,6 @@ def signed_release(signer: Signer, statement: bytes | None = None) -> Provenance
     return material(
         [signer.signature_layer(IMAGE)], [signer.attestation_layer(statement or slsa_v02(IMAGE, commit=COMMIT))]
     )
-
-
-def refused(result: VerificationResult, reason: Reason, *fragments: str) -> None:
-    assert not result.ok, result
-    assert result.reason == reason, result.message
-    for fragment in fragments:
-        assert fragment in result.message, result.message
 
 
 def custom_attestation(

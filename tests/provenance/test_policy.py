@@ -64,12 +64,26 @@ def test_a_complete_policy_loads_and_normalizes() -> None:
 
 
 def test_snake_case_names_work_for_python_callers() -> None:
-    ProvenancePolicy(
+    snake = ProvenancePolicy(
         trusted_keys=[{"name": "ci", "public_key": KEY}],  # type: ignore[list-item]
         trusted_root=ROOT,
         allowed_builders=["b"],
         allowed_source_repositories=["github.com/acme/checkout"],
     )
+    camel = ProvenancePolicy.model_validate(
+        {
+            "trustedKeys": [{"name": "ci", "publicKey": KEY}],
+            "trustedRoot": ROOT,
+            "allowedBuilders": ["b"],
+            "allowedSourceRepositories": ["github.com/acme/checkout"],
+        }
+    )
+    assert [(key.name, key.public_key) for key in snake.trusted_keys] == [("ci", KEY)]
+    assert [key.name for key in snake.keys] == ["ci"]
+    assert (snake.trusted_root, snake.allowed_builders) == (ROOT, ["b"])
+    assert snake.allowed_source_repositories == ["github.com/acme/checkout"]
+    assert snake.root is not None
+    assert snake.model_dump() == camel.model_dump()
 
 
 def test_policy_is_immutable() -> None:
@@ -126,9 +140,11 @@ def test_unusable_policies_are_refused_at_load_time(changes: dict[str, Any], fra
 
 
 def test_ed25519_keys_are_trusted() -> None:
-    ProvenancePolicy.model_validate(
-        spec(trustedKeys=[{"name": "ed", "publicKey": pem(ed25519.Ed25519PrivateKey.generate())}])
-    )
+    private = ed25519.Ed25519PrivateKey.generate()
+    policy = ProvenancePolicy.model_validate(spec(trustedKeys=[{"name": "ed", "publicKey": pem(private)}]))
+    assert [(key.name, key.algorithm) for key in policy.keys] == [("ed", "Ed25519")]
+    assert policy.keys[0].verifies(private.sign(b"release"), b"release")
+    assert not policy.keys[0].verifies(private.sign(b"release"), b"another release")
 
 
 def test_bare_key_trust_without_a_log_needs_no_root() -> None:

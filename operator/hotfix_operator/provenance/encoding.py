@@ -70,13 +70,6 @@ def load_pem_certificate(text: str | bytes, *, what: str) -> x509.Certificate:
     return certificates[0]
 
 
-def load_der_certificate(data: bytes, *, what: str) -> x509.Certificate:
-    try:
-        return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
-        raise Rejected(Reason.MALFORMED_INPUT, f"{what} is not a DER certificate: {exc}") from None
-
-
 def der_utf8_string(value: bytes, *, what: str) -> str:
     """Decode a DER UTF8String (tag 12), the encoding of Fulcio's newer extensions (…57264.1.8+)."""
     if len(value) < 2 or value[0] != 0x0C:

@@ -145,13 +145,6 @@ def get_str(obj: JsonObject, key: str, what: str) -> str:
     return as_str(obj[key], f"{what}.{key}")
 
 
-def get_nonempty_str(obj: JsonObject, key: str, what: str) -> str:
-    value = get_str(obj, key, what)
-    if not value:
-        raise _malformed(what, f"{key!r} is empty")
-    return value
-
-
 def optional_object(obj: JsonObject, key: str, what: str) -> JsonObject | None:
     value = obj.get(key)
     return None if value is None else as_object(value, f"{what}.{key}")
