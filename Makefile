@@ -41,9 +41,10 @@ operator: crds ## run the operator in the foreground against .local/kubeconfig (
 postmortems: ## hotfix tags without a post-mortem: make postmortems REPO=owner/name (token in $$GITHUB_TOKEN)
 	@$(VENV)/bin/hotfix-operator postmortems --repo "$(REPO)" $(if $(GITHUB_API_URL),--github-url $(GITHUB_API_URL))
 
-lint: deps ## ruff and mypy
+lint: deps ## ruff, mypy and the import-linter layer contracts
 	@$(VENV)/bin/ruff check operator tests hack bench
 	@$(VENV)/bin/mypy
+	@$(VENV)/bin/lint-imports
 
 bench: deps ## every benchmark; writes bench/results/*.json
 	@for b in bench/bench_*.py; do $(PY) $$b || exit 1; done

@@ -1,4 +1,3 @@
-"""hotfix-operator: emergency hotfixes shipped as a declarative, auditable Kubernetes control loop."""
+"""hotfix-operator: emergency hotfixes shipped as a declarative, auditable Kubernetes control loop.
 
-API_GROUP = "hotfix.dev"
-API_VERSION = "v1alpha1"
+The API's names live in hotfix_operator.api; docs/architecture.md draws the layers."""

@@ -23,8 +23,8 @@ def _run(args: argparse.Namespace) -> int:
     from hotfix_operator.adapters.policies import PolicyResolver
     from hotfix_operator.adapters.registry import RegistryClient, RegistryCredentials
     from hotfix_operator.controller import Controller
-    from hotfix_operator.followup import FollowupRunner, FollowupSettings
-    from hotfix_operator.gate import ProvenanceGate
+    from hotfix_operator.followup_runner import FollowupRunner, FollowupSettings
+    from hotfix_operator.gates import Gates
     from hotfix_operator.metrics import Metrics
 
     if args.kubeconfig:
@@ -42,36 +42,24 @@ def _run(args: argparse.Namespace) -> int:
 
     metrics = Metrics()
     api = client.ApiClient()
-    gate = ProvenanceGate(PolicyResolver(api, args.operator_namespace), registry, ca_file=args.registry_ca_file)
     followup = FollowupRunner(FollowupSettings(
         check_seconds=args.postmortem_check_seconds, deadline_seconds=args.postmortem_deadline_seconds,
         github_write_interval=args.github_write_interval, backoff_seconds=args.followup_backoff_seconds))
-    handlers.Runtime.controller = Controller(KubeAdapter(api), gate, metrics, followup=followup)
+    controller = Controller(KubeAdapter(api), PolicyResolver(api, args.operator_namespace),
+                            Gates(registry, ca_file=args.registry_ca_file), metrics, followup=followup)
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
 
-    @kopf.on.login()
-    def login(**_: object) -> kopf.ConnectionInfo:
-        # The same credentials the kubernetes client loaded above (Kopf's own helper would reload them
-        # from a default path instead of --kubeconfig).
-        conf = client.Configuration.get_default_copy()
-        header = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix("authorization")
-        scheme, _sep, token = (header or "").rpartition(" ")
-        return kopf.ConnectionInfo(
-            server=conf.host, ca_path=conf.ssl_ca_cert, insecure=not conf.verify_ssl,
-            scheme=scheme or None, token=token or None,
-            certificate_path=conf.cert_file, private_key_path=conf.key_file,
-        )
-
     namespaces = args.namespace or []
     asyncio.run(kopf.operator(standalone=True, clusterwide=not namespaces, namespaces=namespaces,
+                              memo=handlers.shared_memo(controller),
                               liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz"
                               if args.health_port else None))
     return 0
 
 
 def _postmortems(args: argparse.Namespace) -> int:
-    from hotfix_operator.followup import repository_of
+    from hotfix_operator.followup_runner import repository_of
     from hotfix_operator.publishing import GitHubSession, PublishingError, list_tags_without_postmortem
     from hotfix_operator.publishing.facts import postmortem_path
 

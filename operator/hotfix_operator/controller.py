@@ -1,4 +1,7 @@
-"""One reconcile of one HotfixRelease: observe, decide (the pure core), write status, act, tell."""
+"""One reconcile of one HotfixRelease: observe, decide (the pure core), write status, act, tell.
+
+The controller sequences and carries out; it decides nothing. Which gate runs, whether the release
+is finished and whether follow-ups are due are the core's answers (core.lifecycle)."""
 
 from __future__ import annotations
 
@@ -8,19 +11,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hotfix_operator.adapters.kube import KubeAdapter
-from hotfix_operator.adapters.policies import PolicyProblem
-from hotfix_operator.adapters.registry import ImageReference, RegistryError
-from hotfix_operator.core.lifecycle import needs_image_check, needs_provenance_check, reconcile
-from hotfix_operator.core.model import Phase, Release, Status
-from hotfix_operator.core.observations import ImageCheck
-from hotfix_operator.followup import FollowupRunner
-from hotfix_operator.gate import ProvenanceGate
+from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ReconcilePolicies
+from hotfix_operator.api import Phase
+from hotfix_operator.core.lifecycle import (
+    followups_due,
+    is_finished,
+    needs_image_check,
+    needs_provenance_check,
+    reconcile,
+)
+from hotfix_operator.core.model import Release, Status
+from hotfix_operator.followup_runner import FollowupRunner
+from hotfix_operator.gates import Gates
 from hotfix_operator.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime.datetime:
+    # whole seconds: status times are compared and shown at that precision
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
@@ -40,10 +49,11 @@ def _sooner(a: float | None, b: float | None) -> float | None:
 
 
 class Controller:
-    def __init__(self, kube: KubeAdapter, gate: ProvenanceGate, metrics: Metrics,
+    def __init__(self, kube: KubeAdapter, policies: PolicyResolver, gates: Gates, metrics: Metrics,
                  clock: Callable[[], datetime.datetime] = utcnow, followup: FollowupRunner | None = None) -> None:
         self.kube = kube
-        self.gate = gate
+        self.policies = policies
+        self.gates = gates
         self.metrics = metrics
         self.clock = clock
         # publishing, backport and post-mortem after the bake (None: never, e.g. in unit tests)
@@ -57,9 +67,10 @@ class Controller:
         if force_abort:
             release = release.model_copy(update={"spec": release.spec.model_copy(update={"abort": True})})
         status = Status.from_body(body)
+        policies = ReconcilePolicies(self.policies)
         now = self.clock()
-        image = self.check_image(release) if needs_image_check(status) else None
-        provenance = self.gate.check(release) if needs_provenance_check(status) else None
+        image = self.gates.check_image(release, policies) if needs_image_check(status) else None
+        provenance = self.gates.check_provenance(release, policies) if needs_provenance_check(status) else None
         observations = self.kube.observe(release, status, now, image, provenance)
         decision = reconcile(release, status, observations)
         if decision.status != status:
@@ -69,24 +80,23 @@ class Controller:
         for event in decision.events:
             self.kube.post_event(release, event, now)
         self.metrics.record(status, decision.status)
-        phase = decision.status.phase
-        finished = phase is not None and phase.terminal and not decision.actions and phase != Phase.FAILED
-        if phase in (Phase.FINALIZING, Phase.SUCCEEDED) and self.followup is not None:
-            return self.follow_up(release, decision.status, decision.requeue_after, finished)
-        return Outcome(phase, decision.requeue_after, done=finished)
+        outcome = Outcome(decision.status.phase, decision.requeue_after, done=is_finished(decision))
+        if followups_due(decision.status) and self.followup is not None:
+            return self.follow_up(release, decision.status, outcome, policies)
+        return outcome
 
-    def follow_up(self, release: Release, status: Status, requeue_after: float | None, finished: bool) -> Outcome:
+    def follow_up(self, release: Release, status: Status, outcome: Outcome, policies: ReconcilePolicies) -> Outcome:
         """One follow-up step after the bake; it only adds to status and never changes the phase."""
         assert self.followup is not None
-        phase = status.phase
         try:
-            github = self.gate.policies.for_namespace(release.namespace).github
+            github = policies.for_namespace(release.namespace).github
         except PolicyProblem as problem:
             # Cannot tell whether (or where) to publish: keep the release in view and look again later.
             log.warning("%s/%s: follow-ups wait for the HotfixPolicy: %s", release.namespace, release.name, problem)
-            return Outcome(phase, _sooner(requeue_after, self.followup.settings.check_seconds), done=False)
+            return Outcome(outcome.phase, _sooner(outcome.requeue_after, self.followup.settings.check_seconds),
+                           done=False)
         if github is None:
-            return Outcome(phase, requeue_after, done=finished)
+            return outcome
         now = self.clock()
         result = self.followup.run(release, status, github, now)
         if result.status != status:
@@ -97,23 +107,5 @@ class Controller:
         if result.step is not None:
             log.info("%s/%s: follow-up %s: %s", release.namespace, release.name, result.step,
                      "failed" if result.failure else "done")
-        return Outcome(phase, _sooner(requeue_after, result.requeue_after), done=finished and result.done)
-
-    def check_image(self, release: Release) -> ImageCheck:
-        image = release.spec.artifact.image
-        try:
-            credentials = self.gate.policies.for_namespace(release.namespace).registry_credentials
-        except PolicyProblem:
-            credentials = None  # the provenance gate reports policy problems, with their reasons
-        try:
-            reference = ImageReference.parse(image)
-        except ValueError as exc:
-            return ImageCheck(ok=False, reason="InvalidImageReference", message=str(exc))
-        if reference.digest is None:
-            return ImageCheck(ok=False, reason="NotDigestPinned", message=f"image {image} is not pinned by digest")
-        try:
-            with self.gate.registry(credentials) as registry:
-                registry.get_manifest(reference)
-        except RegistryError as exc:
-            return ImageCheck(ok=False, transient=exc.transient, reason=exc.reason, message=str(exc))
-        return ImageCheck(ok=True)
+        return Outcome(outcome.phase, _sooner(outcome.requeue_after, result.requeue_after),
+                       done=outcome.done and result.done)

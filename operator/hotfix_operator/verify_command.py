@@ -17,8 +17,8 @@ import yaml
 
 from hotfix_operator.adapters.policies import PolicyProblem, ResolvedPolicy, resolve_policy
 from hotfix_operator.adapters.registry import RegistryClient, RegistryCredentials
-from hotfix_operator.core.lifecycle import provenance_line
-from hotfix_operator.gate import check_image_provenance
+from hotfix_operator.core.intake import provenance_line
+from hotfix_operator.gates import check_image_provenance
 
 EXIT_PASS, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 

@@ -3,71 +3,22 @@
 from __future__ import annotations
 
 import datetime
-import gzip
-import hashlib
-import io
-import json
-import tarfile
 
 import pytest
 
 from hotfix_operator.core.followup import Config, Failure, Step, backoff, plan, record
-from hotfix_operator.core.model import AuditEntry, Release, Status, Timestamps
-from hotfix_operator.followup import build_facts, evidence_files, repository_of
-from hotfix_operator.publishing import verify_checksums
-from hotfix_operator.publishing.results import (
+from hotfix_operator.core.followup_results import (
     BackportOutcome,
     BackportResult,
     IssueRef,
     PostmortemCheck,
     PostmortemPullRequestResult,
     PostmortemState,
-    PullRequestRef,
     ReleaseResult,
     TagResult,
 )
-
-T0 = datetime.datetime(2026, 1, 8, 10, 45, tzinfo=datetime.UTC)
-COMMIT = "a8b1963c1f0e2d3b4a5968776655443322110099"
-CONFIG = Config(deadline=datetime.timedelta(hours=24), check_interval=600, base_backoff=5, max_backoff=300,
-                permanent_retry=3600)
-DUE = T0 + datetime.timedelta(hours=24)
-
-
-def make_release() -> Release:
-    return Release.model_validate({
-        "name": "checkout-hotfix", "namespace": "shop", "uid": "u-1", "generation": 2,
-        "created": T0 - datetime.timedelta(minutes=20),
-        "spec": {
-            "version": "4.1.2-hotfix.1", "commitSha": COMMIT,
-            "justification": "Checkout fails for every card payment since 09:12 UTC; all revenue is blocked.",
-            "ticketUrl": "https://tracker.example.com/INCIDENT-123", "severity": "P0", "riskLevel": "high",
-            "requestedBy": "alice",
-            "target": {"deployment": "checkout", "service": "checkout", "container": "app"},
-            "artifact": {"image": "registry.example.com/shop/checkout@sha256:" + "ab" * 32,
-                         "sourceRepository": "github.com/acme/checkout"},
-            "approval": {"approvals": [{"approver": "alice", "decision": "Approve"},
-                                       {"approver": "bob", "decision": "Approve", "comment": "ok"}]},
-        },
-    })
-
-
-def promoted_status(**changes: object) -> Status:
-    base = Status(
-        phase="Succeeded", incident_id="INC-20260108-102500", tag="v4.1.2-hotfix.1", policy="prod",
-        provenance={"builderId": "https://ci.example/builder", "commitSha": COMMIT},
-        timestamps=Timestamps(created=T0 - datetime.timedelta(minutes=20), verified=T0 - datetime.timedelta(minutes=19),
-                              approved=T0 - datetime.timedelta(minutes=10), promoted=T0,
-                              completed=T0 + datetime.timedelta(minutes=2)),
-        audit=(AuditEntry(time=T0 - datetime.timedelta(minutes=20), actor="alice", action="Pending"),
-               AuditEntry(time=T0, actor="hotfix-operator", action="Promoted")),
-    )
-    return base.model_copy(update=changes)
-
-
-def pull(number: int, draft: bool = False) -> PullRequestRef:
-    return PullRequestRef(number, f"https://github.com/acme/checkout/pull/{number}", draft, "open", False)
-
+from hotfix_operator.core.model import PostmortemArea, Status
+from tests.support.followups import COMMIT, CONFIG, DUE, T0, make_release, promoted_status, pull
 
 RESULTS = {
     Step.TAG: TagResult("v4.1.2-hotfix.1", COMMIT, "f" * 40, created=True),
@@ -108,12 +59,12 @@ def test_steps_run_in_order_and_each_result_is_kept_in_status() -> None:
         status = decision.status
         assert not decision.done
     assert order == [Step.TAG, Step.RELEASE, Step.BACKPORT, Step.POSTMORTEM_PR]
-    assert status.release == {"tag": "v4.1.2-hotfix.1", "commit": COMMIT, "tagged": True, "state": "Published",
-                              "url": RESULTS[Step.RELEASE].html_url, "id": 7,  # type: ignore[union-attr]
-                              "assets": {"SHA256SUMS": "sha256:" + "1" * 64}}
-    assert status.backport is not None and status.backport["pullRequest"].endswith("/pull/1")
-    assert status.postmortem is not None
-    assert status.postmortem["dueAt"] == "2026-01-09T10:45:00Z" and status.postmortem["filed"] is True
+    wire = status.to_json()  # what the API server stores, key for key
+    assert wire["release"] == {"tag": "v4.1.2-hotfix.1", "commit": COMMIT, "tagged": True, "state": "Published",
+                               "url": RESULTS[Step.RELEASE].html_url, "id": 7,  # type: ignore[union-attr]
+                               "assets": {"SHA256SUMS": "sha256:" + "1" * 64}}
+    assert wire["backport"]["pullRequest"].endswith("/pull/1")
+    assert wire["postmortem"]["dueAt"] == "2026-01-09T10:45:00Z" and wire["postmortem"]["filed"] is True
     assert condition(status, "Released") == ("True", "Published")
     assert condition(status, "BackportOpened") == ("True", "Opened")
     assert condition(status, "PostmortemFiled") == ("True", "Filed")
@@ -165,7 +116,7 @@ def test_overdue_opens_the_issue_once_and_completion_finishes_everything() -> No
     assert done.done and done.requeue_after is None
     assert condition(done.status, "PostmortemComplete") == ("True", "Complete")
     assert condition(done.status, "PostmortemOverdue") == ("False", "Complete")
-    assert done.status.postmortem is not None and done.status.postmortem["issue"] == "https://gh/issues/5"
+    assert done.status.to_json()["postmortem"]["issue"] == "https://gh/issues/5"
 
 
 def test_a_transient_failure_backs_off_exponentially_honours_retry_after_and_blocks_later_steps() -> None:
@@ -181,7 +132,7 @@ def test_a_transient_failure_backs_off_exponentially_honours_retry_after_and_blo
         delays.append(decision.requeue_after)
         events += decision.events
         assert plan(release, status, now, CONFIG).step is None  # nothing else runs meanwhile
-        assert status.release is not None and status.release["retries"]["Tag"]["attempts"] == attempt
+        assert status.to_json()["release"]["retries"]["Tag"]["attempts"] == attempt
         now += datetime.timedelta(seconds=decision.requeue_after)
     assert delays == [5, 10, 20, 40]
     assert len(events) == 1 and events[0].reason == "FollowupDelayed"  # one Event per outage
@@ -191,7 +142,7 @@ def test_a_transient_failure_backs_off_exponentially_honours_retry_after_and_blo
     assert limited.requeue_after == 120
     assert backoff(20, None, CONFIG) == 300
     recovered = record(release, status, Step.TAG, RESULTS[Step.TAG], now, CONFIG)
-    assert recovered.status.release is not None and "retries" not in recovered.status.release
+    assert "retries" not in recovered.status.to_json()["release"]
     assert plan(release, recovered.status, now, CONFIG).step == Step.RELEASE
 
 
@@ -219,9 +170,8 @@ def test_a_conflicted_backport_is_opened_as_a_draft_and_says_so() -> None:
     result = BackportResult(BackportOutcome.OPENED_WITH_CONFLICTS, "hotfix/backport-v4.1.2-hotfix.1", "main",
                             pull(3, draft=True), ("app/config.py",))
     decision = record(release, promoted_status(), Step.BACKPORT, result, now, CONFIG)
-    assert decision.status.backport is not None
-    assert decision.status.backport["conflictedFiles"] == ["app/config.py"]
-    assert decision.status.backport["draft"] is True
+    assert decision.status.to_json()["backport"]["conflictedFiles"] == ["app/config.py"]
+    assert decision.status.to_json()["backport"]["draft"] is True
     assert condition(decision.status, "BackportOpened") == ("True", "OpenedWithConflicts")
     assert "app/config.py" in (decision.status.condition("BackportOpened").message or "")  # type: ignore[union-attr]
     assert decision.events[0].type == "Warning"
@@ -231,43 +181,5 @@ def test_the_deadline_is_fixed_in_status_on_first_sight() -> None:
     release = make_release()
     first = plan(release, promoted_status(), T0, CONFIG).status
     longer = Config(deadline=datetime.timedelta(hours=48))
-    assert plan(release, first, T0, longer).status.postmortem == {"state": "Pending",
-                                                                  "dueAt": "2026-01-09T10:45:00Z"}
-
-
-def test_evidence_is_deterministic_consistent_and_limited_to_what_is_final_at_promotion() -> None:
-    release = make_release()
-    status = promoted_status()
-    files = evidence_files(release, status)
-    assert sorted(files) == ["SHA256SUMS", "evidence.tar.gz", "hotfix_record.json", "provenance.json"]
-    verify_checksums(files)
-    listed = dict(reversed(line.split("  ")) for line in files["SHA256SUMS"].decode().splitlines())
-    assert listed["evidence.tar.gz"] == hashlib.sha256(files["evidence.tar.gz"]).hexdigest()
-    # later status changes (follow-up audit entries, completion) do not change a single byte
-    later = status.model_copy(update={
-        "audit": (*status.audit, AuditEntry(time=T0 + datetime.timedelta(minutes=5), actor="x", action="Released")),
-        "release": {"url": "u"}, "conditions": ()})
-    assert evidence_files(release, later) == files
-    record_json = json.loads(files["hotfix_record.json"])
-    assert record_json["incidentId"] == "INC-20260108-102500" and record_json["commitSha"] == COMMIT
-    assert [a["approver"] for a in record_json["approvals"]] == ["bob"]  # the requester's own approval is void
-    assert [a["action"] for a in record_json["audit"]] == ["Pending", "Promoted"]
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(files["evidence.tar.gz"]))) as archive:
-        assert sorted(archive.getnames()) == ["hotfix_record.json", "provenance.json"]
-        member = archive.extractfile("provenance.json")
-        assert member is not None and member.read() == files["provenance.json"]
-
-
-def test_facts_come_from_the_release_and_its_status() -> None:
-    facts = build_facts(make_release(), promoted_status(), CONFIG)
-    assert facts.repository == "acme/checkout" and facts.tag == "v4.1.2-hotfix.1"
-    assert facts.promoted_at == T0 and facts.postmortem_due_at == DUE
-    assert [a.approver for a in facts.approvals] == ["bob"]
-    assert facts.approvals[0].at == T0 - datetime.timedelta(minutes=10)
-    assert [e.event for e in facts.timeline][-1] == "Traffic switched to the hotfix"
-
-
-@pytest.mark.parametrize("source", ["github.com/acme/checkout", "https://github.com/acme/checkout.git",
-                                    "ghe.example.com/acme/checkout"])
-def test_repository_names(source: str) -> None:
-    assert repository_of(source) == "acme/checkout"
+    assert plan(release, first, T0, longer).status.postmortem == PostmortemArea(
+        state="Pending", due_at=datetime.datetime(2026, 1, 9, 10, 45, tzinfo=datetime.UTC))

@@ -10,51 +10,22 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hotfix_operator.api import AUDIT_LIMIT, POD_TEMPLATE_HASH, Phase
 from hotfix_operator.core.actions import DeleteDeployment, SetServiceSelector
-from hotfix_operator.core.lifecycle import (
-    AUDIT_LIMIT,
-    POD_TEMPLATE_HASH,
-    SWITCH_CONFIRM_SECONDS,
-    Decision,
-    incident_id,
-    reconcile,
-)
-from hotfix_operator.core.model import AuditEntry, Phase, Release, Status
+from hotfix_operator.core.lifecycle import Decision, incident_id, reconcile
+from hotfix_operator.core.model import AuditEntry, Release, Status
 from hotfix_operator.core.observations import ImageCheck, ProvenanceCheck
-from tests.core.world import APP, BLUE_IMAGE, HOTFIX_IMAGE, T0, World
+from hotfix_operator.core.traffic import SWITCH_CONFIRM_SECONDS
+from tests.core.world import APP, BLUE_IMAGE, World
+from tests.support.releases import HOTFIX_IMAGE, T0, release_object, release_spec
 
 TERMINAL = {Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.REJECTED, Phase.FAILED}
 
 
 def make_release(approvals: tuple[tuple[str, str], ...] = (), abort: bool = False, **rollout: Any) -> Release:
-    return Release.model_validate(
-        {
-            "name": "checkout-hotfix",
-            "namespace": "shop",
-            "uid": "0764d121-aaaa-bbbb-cccc-000000000001",
-            "generation": 1,
-            "created": T0,
-            "spec": {
-                "version": "4.1.2-hotfix.1",
-                "commitSha": "a" * 40,
-                "justification": "x" * 60,
-                "ticketUrl": "https://tracker.example.com/INCIDENT-1",
-                "severity": "P0",
-                "riskLevel": "high",
-                "requestedBy": "alice",
-                "target": {
-                    "deployment": "checkout",
-                    "service": "checkout",
-                    "container": "app",
-                    "previewService": "checkout-preview",
-                },
-                "artifact": {"image": HOTFIX_IMAGE, "sourceRepository": "github.com/acme/checkout"},
-                "approval": {"approvals": [{"approver": a, "decision": d} for a, d in approvals]},
-                "abort": abort,
-                "rollout": {"progressDeadlineSeconds": 30, "bakeSeconds": 5, "scaleDownDelaySeconds": 2, **rollout},
-            },
-        }
-    )
+    timings = {"progressDeadlineSeconds": 30, "bakeSeconds": 5, "scaleDownDelaySeconds": 2, **rollout}
+    spec = release_spec(approvals=approvals, abort=abort, rollout=timings)
+    return release_object(spec)
 
 
 def approved(**rollout: Any) -> Release:
@@ -128,31 +99,19 @@ class TestHappyPath:
     def test_traffic_moves_blue_then_green_then_folded_blue(self) -> None:
         world = World(approved())
         seen: list[str | None] = []
-        status = Status()
-        for _ in range(100):
-            decision = reconcile(world.release, status, world.observe())
-            status = decision.status
-            for action in decision.actions:
-                world.apply(action)
+
+        def note_selector(status: Status) -> bool:
             if not seen or seen[-1] != world.selector.get(POD_TEMPLATE_HASH, "original"):
                 seen.append(world.selector.get(POD_TEMPLATE_HASH, "original"))
-            if status.phase == Phase.SUCCEEDED:
-                break
-            world.tick()
+            return status.phase == Phase.SUCCEEDED
+
+        status = run_until(world, Status(), note_selector)
         bg = status.blue_green
         assert seen == ["original", bg.blue_hash, bg.green_hash, bg.folded_hash, "original"]
 
     def test_green_is_blue_template_with_the_hotfix_image_and_its_own_labels(self) -> None:
         world = World(approved())
-        status = Status()
-        for _ in range(10):
-            decision = reconcile(world.release, status, world.observe())
-            status = decision.status
-            for action in decision.actions:
-                world.apply(action)
-            if world.green:
-                break
-            world.tick()
+        run_until(world, Status(), lambda _: world.green is not None, steps=10)
         assert world.green is not None
         labels = world.green.template["metadata"]["labels"]
         assert labels["app"] == "checkout" and labels["tier"] == "web" and labels["hotfix.dev/role"] == "green"
@@ -238,7 +197,7 @@ class TestRollback:
         assert status.phase == Phase.FAILED
         assert "set spec.abort=true" in status.message
         assert world.selector.get(POD_TEMPLATE_HASH) is not None, "left for a person, pinned to blue"
-        world.release = world.release.model_copy(update={"spec": world.release.spec.model_copy(update={"abort": True})})
+        world.release = aborted(world.release)
         status, _ = drive(world, status)
         assert status.phase == Phase.ROLLED_BACK and world.selector == APP
 
@@ -247,14 +206,8 @@ class TestRollback:
         status, _ = drive(world)
         assert status.phase == Phase.REJECTED and "nothing in production changed" in status.message
         world = World(approved())
-        status = Status()
-        while status.phase != Phase.FINALIZING:
-            decision = reconcile(world.release, status, world.observe())
-            status = decision.status
-            for action in decision.actions:
-                world.apply(action)
-            world.tick()
-        world.release = world.release.model_copy(update={"spec": world.release.spec.model_copy(update={"abort": True})})
+        status = run_until(world, Status(), lambda s: s.phase == Phase.FINALIZING)
+        world.release = aborted(world.release)
         status, _ = drive(world, status)
         assert status.phase == Phase.SUCCEEDED
         assert [e.action for e in status.audit].count("AbortIgnored") == 1

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from hotfix_operator.api import LABEL_RELEASE_UID, POD_TEMPLATE_HASH
 from hotfix_operator.core.actions import (
     Action,
     CreateDeployment,
@@ -22,12 +23,10 @@ from hotfix_operator.core.actions import (
     SetContainerImage,
     SetServiceSelector,
 )
-from hotfix_operator.core.lifecycle import LABEL_RELEASE_UID, POD_TEMPLATE_HASH
 from hotfix_operator.core.model import Release
 from hotfix_operator.core.observations import DeploymentView, ImageCheck, Observations, ProvenanceCheck, ServiceView
+from tests.support.releases import T0
 
-T0 = datetime.datetime(2026, 11, 23, 9, 12, tzinfo=datetime.UTC)
-HOTFIX_IMAGE = "registry.example.com/shop/checkout@sha256:" + "ab" * 32
 BLUE_IMAGE = "registry.example.com/shop/checkout:4.1.1"
 APP = {"app": "checkout"}
 

@@ -3,7 +3,6 @@ can kill it), a fresh namespace per test with the quickstart app, and a real ima
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import signal
@@ -21,6 +20,7 @@ from localcluster.cluster import LocalCluster, _die_with_parent, free_port
 from localcluster.oci import PushedImage, Pusher
 from localcluster.signing import LOCAL_BUILDER, LocalSigner, slsa_v1_statement
 from tests.kube import Kube, wait_for
+from tests.support.releases import COMMIT, SOURCE, release_spec
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = list(yaml.safe_load_all((REPO / "examples" / "quickstart" / "app.yaml").read_text()))
@@ -105,8 +105,6 @@ def running_operator(operator: OperatorProcess) -> OperatorProcess:
     return operator
 
 
-COMMIT = "a8b1963c1f0e2d3b4a5968776655443322110099"
-SOURCE = "github.com/acme/checkout"
 POLICY_LABEL = "hotfix.dev/policy"
 
 
@@ -171,31 +169,8 @@ def quickstart(kube: Kube, namespace: str) -> str:
 
 
 def hotfix_manifest(image: str, name: str = "checkout-hotfix", **spec_overrides: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "version": "4.1.2-hotfix.1",
-        "commitSha": COMMIT,
-        "justification": "Checkout fails for every card payment since 09:12 UTC; all revenue is blocked.",
-        "ticketUrl": "https://tracker.example.com/INCIDENT-123",
-        "severity": "P0",
-        "riskLevel": "high",
-        "requestedBy": "alice",
-        "target": {
-            "deployment": "checkout",
-            "service": "checkout",
-            "container": "app",
-            "previewService": "checkout-preview",
-        },
-        "artifact": {"image": image, "sourceRepository": "github.com/acme/checkout"},
-        "rollout": {"progressDeadlineSeconds": 30, "bakeSeconds": 2, "scaleDownDelaySeconds": 1},
-    }
-    for key, value in spec_overrides.items():
-        spec[key] = value
-    return {
-        "apiVersion": "hotfix.dev/v1alpha1",
-        "kind": "HotfixRelease",
-        "metadata": {"name": name},
-        "spec": copy.deepcopy(spec),
-    }
+    return {"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixRelease", "metadata": {"name": name},
+            "spec": release_spec(image, **spec_overrides)}
 
 
 def approve(kube: Kube, namespace: str, name: str, approver: str = "bob", decision: str = "Approve") -> None:

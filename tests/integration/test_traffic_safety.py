@@ -47,6 +47,16 @@ def baking_on_green(kube: Kube, namespace: str) -> dict[str, Any]:
     )
 
 
+def approve_a_long_bake(kube: Kube, ns: str, file_hotfix: FileHotfix) -> tuple[set[str], str, dict[str, Any]]:
+    """File and approve a hotfix with a long bake; return blue's pod IPs and image, and the release baking."""
+    blue_ips = kube.pod_ips(ns, APP)
+    blue_image = kube.apps.read_namespaced_deployment("checkout", ns).spec.template.spec.containers[0].image
+    file_hotfix(ns, rollout={"progressDeadlineSeconds": 60, "bakeSeconds": 300, "scaleDownDelaySeconds": 1})
+    kube.wait_phase(ns, NAME, "AwaitingApproval")
+    approve(kube, ns, NAME)
+    return blue_ips, blue_image, baking_on_green(kube, ns)
+
+
 def sampler(cluster: LocalCluster, namespace: str) -> EndpointSampler:
     return EndpointSampler(cluster.kubeconfig, namespace, "checkout", NAME)
 
@@ -62,12 +72,8 @@ def test_a_rollback_keeps_green_until_blue_is_seen_serving_across_a_frozen_contr
     kube: Kube, cluster: LocalCluster, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
 ) -> None:
     ns = quickstart
-    blue_ips = kube.pod_ips(ns, APP)
-    blue_image = kube.apps.read_namespaced_deployment("checkout", ns).spec.template.spec.containers[0].image
-    file_hotfix(ns, rollout={"progressDeadlineSeconds": 60, "bakeSeconds": 300, "scaleDownDelaySeconds": 1})
-    kube.wait_phase(ns, NAME, "AwaitingApproval")
-    approve(kube, ns, NAME)
-    green_hash = baking_on_green(kube, ns)["status"]["blueGreen"]["greenHash"]
+    blue_ips, blue_image, baking = approve_a_long_bake(kube, ns, file_hotfix)
+    green_hash = baking["status"]["blueGreen"]["greenHash"]
     green_pods = [p.metadata.name for p in kube.core.list_namespaced_pod(ns, label_selector="hotfix.dev/role=green")
                   .items]
     with sampler(cluster, ns) as samples:
@@ -108,12 +114,7 @@ def test_an_abort_with_frozen_endpoint_slices_warns_keeps_both_sides_and_finishe
     kube: Kube, cluster: LocalCluster, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
 ) -> None:
     ns = quickstart
-    blue_ips = kube.pod_ips(ns, APP)
-    blue_image = kube.apps.read_namespaced_deployment("checkout", ns).spec.template.spec.containers[0].image
-    file_hotfix(ns, rollout={"progressDeadlineSeconds": 60, "bakeSeconds": 300, "scaleDownDelaySeconds": 1})
-    kube.wait_phase(ns, NAME, "AwaitingApproval")
-    approve(kube, ns, NAME)
-    baking_on_green(kube, ns)
+    blue_ips, blue_image, _ = approve_a_long_bake(kube, ns, file_hotfix)
     with sampler(cluster, ns) as samples:
         with cluster.paused(KCM):
             kube.kubectl("patch", "hfr", NAME, "-n", ns, "--type=merge", "-p", '{"spec":{"abort":true}}', user="bob")

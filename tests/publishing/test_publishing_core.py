@@ -18,7 +18,7 @@ from hotfix_operator.publishing import (
     postmortem_state,
     verify_checksums,
 )
-from hotfix_operator.publishing.evidence import parse_checksums
+from hotfix_operator.publishing.checksums import parse_checksums
 from hotfix_operator.publishing.rendering import (
     backport_conflict_body,
     backport_conflict_commit_message,

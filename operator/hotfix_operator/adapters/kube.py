@@ -12,7 +12,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from hotfix_operator import API_GROUP, API_VERSION
+from hotfix_operator.api import API_GROUP, API_VERSION, LABEL_RELEASE_UID, OPERATOR, PLURAL, POD_TEMPLATE_HASH, Phase
 from hotfix_operator.core.actions import (
     Action,
     CreateDeployment,
@@ -21,8 +21,8 @@ from hotfix_operator.core.actions import (
     SetContainerImage,
     SetServiceSelector,
 )
-from hotfix_operator.core.lifecycle import LABEL_RELEASE_UID, POD_TEMPLATE_HASH, green_name
-from hotfix_operator.core.model import Phase, Release, Status
+from hotfix_operator.core.manifests import green_name
+from hotfix_operator.core.model import Release, Status
 from hotfix_operator.core.observations import (
     DeploymentView,
     ImageCheck,
@@ -30,9 +30,9 @@ from hotfix_operator.core.observations import (
     ProvenanceCheck,
     ServiceView,
 )
+from hotfix_operator.formats import parse_utc_iso
 
 log = logging.getLogger(__name__)
-PLURAL = "hotfixreleases"
 REVISION = "deployment.kubernetes.io/revision"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
@@ -153,7 +153,7 @@ class KubeAdapter:
     def _queue_ahead(self, release: Release) -> tuple[str, ...]:
         listed = self.raw(self.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, release.namespace,
                                                                     PLURAL))
-        ahead: list[tuple[str, str]] = []
+        ahead: list[tuple[datetime.datetime, str]] = []
         for item in listed.get("items", []):
             meta = item["metadata"]
             if meta["uid"] == release.uid or item.get("spec", {}).get("target", {}).get("deployment") != \
@@ -162,9 +162,9 @@ class KubeAdapter:
             phase = (item.get("status") or {}).get("phase")
             if phase is not None and Phase(phase).terminal:
                 continue
-            key = (meta["creationTimestamp"], meta["name"])
-            if key < (release.created.strftime("%Y-%m-%dT%H:%M:%SZ"), release.name):
-                ahead.append((meta["creationTimestamp"], meta["name"]))
+            created = parse_utc_iso(meta["creationTimestamp"])
+            if created is not None and (created, meta["name"]) < (release.created, release.name):
+                ahead.append((created, meta["name"]))
         return tuple(name for _, name in sorted(ahead))
 
     # -- writes ---------------------------------------------------------------------------------
@@ -212,7 +212,7 @@ class KubeAdapter:
         raise TypeError(f"unknown action {action!r}")
 
     def post_event(self, release: Release, event: Event, now: datetime.datetime) -> None:
-        message = event.message if event.actor == "hotfix-operator" else f"{event.actor}: {event.message}"
+        message = event.message if event.actor == OPERATOR else f"{event.actor}: {event.message}"
         body = client.CoreV1Event(
             metadata=client.V1ObjectMeta(generate_name=f"{release.name}.", namespace=release.namespace),
             involved_object=client.V1ObjectReference(

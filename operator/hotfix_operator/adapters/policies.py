@@ -9,13 +9,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from hotfix_operator import API_GROUP, API_VERSION
 from hotfix_operator.adapters.registry import RegistryCredentials
+from hotfix_operator.api import API_GROUP, API_VERSION
 from hotfix_operator.core.selectors import selector_matches
 from hotfix_operator.provenance import ProvenancePolicy, Rejected, load_policy
 
@@ -148,3 +148,28 @@ class PolicyResolver:
             return PolicyProblem("PolicyInvalid", f"HotfixPolicy {policy} names {kind} {self.operator_namespace}/"
                                  f"{ref['name']}, which does not exist")
         return PolicyProblem("PolicyUnavailable", f"cannot read {kind} {ref['name']}: {exc.reason}", transient=True)
+
+
+class PolicySource(Protocol):
+    def for_namespace(self, namespace: str) -> ResolvedPolicy: ...
+
+
+class ReconcilePolicies:
+    """One reconcile's view of the policies: each namespace is resolved at most once, and its answer
+    (or its problem) is reused by the image check, the provenance gate and the follow-ups. Made anew
+    for every reconcile, so an edited policy takes effect at the next one."""
+
+    def __init__(self, resolver: PolicyResolver) -> None:
+        self._resolver = resolver
+        self._seen: dict[str, ResolvedPolicy | PolicyProblem] = {}
+
+    def for_namespace(self, namespace: str) -> ResolvedPolicy:
+        if namespace not in self._seen:
+            try:
+                self._seen[namespace] = self._resolver.for_namespace(namespace)
+            except PolicyProblem as problem:
+                self._seen[namespace] = problem
+        found = self._seen[namespace]
+        if isinstance(found, PolicyProblem):
+            raise found
+        return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Literal
 
+from hotfix_operator.api import ConditionType
 from hotfix_operator.core.model import Condition
 
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -12,7 +13,7 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 
 def set_condition(
     conditions: tuple[Condition, ...],
-    type_: str,
+    type_: ConditionType | str,
     status: ConditionStatus,
     reason: str,
     message: str,

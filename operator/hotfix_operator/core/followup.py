@@ -5,11 +5,11 @@ checks, plus the one overdue issue) run once the bake has passed. They never tou
 phase: they only own status.release, status.backport, status.postmortem, the conditions Released,
 BackportOpened, PostmortemFiled, PostmortemComplete and PostmortemOverdue, and a few audit entries.
 
-Everything needed to resume lives in those three status dicts, so a restarted operator continues
+Everything needed to resume lives in those three typed status areas, so a restarted operator continues
 where it stopped; the GitHub steps themselves look up before they write, so a step repeated after a
 crash (its effect landed, its status write did not) finds its earlier result instead of writing twice.
 
-Failures: a TransientError backs off exponentially (attempts kept in the step's status dict,
+Failures: a TransientError backs off exponentially (attempts kept in the step's status area,
 GitHub's Retry-After honoured) and blocks the later steps, which need its result; a PermanentError
 sets the condition False with a reason, posts one Warning, and is retried only slowly
 (``permanent_retry_seconds``: a person may fix the credentials or delete a stray tag) while the
@@ -19,57 +19,14 @@ independent later steps go on.
 from __future__ import annotations
 
 import datetime
-import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from hotfix_operator.api import Reason
 from hotfix_operator.core.actions import Event
-from hotfix_operator.core.conditions import ConditionStatus, set_condition
-from hotfix_operator.core.model import AuditEntry, Release, Status
-from hotfix_operator.publishing.results import (
-    BackportOutcome,
-    BackportResult,
-    IssueRef,
-    PostmortemCheck,
-    PostmortemPullRequestResult,
-    PostmortemState,
-    ReleaseResult,
-    TagResult,
-)
-
-OPERATOR = "hotfix-operator"
-AUDIT_LIMIT = 50  # the lifecycle's bound
-
-
-class Step(enum.StrEnum):
-    TAG = "Tag"
-    RELEASE = "Release"
-    BACKPORT = "Backport"
-    POSTMORTEM_PR = "PostmortemPullRequest"
-    POSTMORTEM_CHECK = "PostmortemCheck"
-    OVERDUE_ISSUE = "OverdueIssue"
-
-
-# Which status dict holds a step's state (and its retry bookkeeping).
-AREA = {
-    Step.TAG: "release",
-    Step.RELEASE: "release",
-    Step.BACKPORT: "backport",
-    Step.POSTMORTEM_PR: "postmortem",
-    Step.POSTMORTEM_CHECK: "postmortem",
-    Step.OVERDUE_ISSUE: "postmortem",
-}
-# The condition a step's failure is reported in.
-CONDITION = {
-    Step.TAG: "Released",
-    Step.RELEASE: "Released",
-    Step.BACKPORT: "BackportOpened",
-    Step.POSTMORTEM_PR: "PostmortemFiled",
-    Step.POSTMORTEM_CHECK: "PostmortemComplete",
-    Step.OVERDUE_ISSUE: "PostmortemOverdue",
-}
-BACKPORT_DONE = {o.value for o in BackportOutcome}
+from hotfix_operator.core.followup_results import PostmortemState
+from hotfix_operator.core.followup_steps import RULES, Recorder, Result, Step, area_of
+from hotfix_operator.core.model import PostmortemArea, Release, Status, StepRetry
+from hotfix_operator.formats import utc_iso
 
 
 @dataclass(frozen=True)
@@ -91,9 +48,6 @@ class Failure:
     retry_after: float | None = None
 
 
-Result = TagResult | ReleaseResult | BackportResult | PostmortemPullRequestResult | PostmortemCheck | IssueRef
-
-
 @dataclass(frozen=True)
 class Plan:
     status: Status  # with the post-mortem deadline fixed on first sight
@@ -113,33 +67,14 @@ class FollowupDecision:
     step: Step | None = None
 
 
-# -- reading the status dicts ----------------------------------------------------------------
-
-
-def _area(status: Status, name: str) -> dict[str, Any]:
-    value = getattr(status, name)
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
-def _time(value: Any) -> datetime.datetime | None:
-    if isinstance(value, datetime.datetime):
-        return value
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
-    return None
-
-
-def _iso(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _postmortem(status: Status) -> PostmortemArea:
+    area: PostmortemArea = area_of(status, "postmortem")
+    return area
 
 
 def due_at(status: Status, config: Config) -> datetime.datetime | None:
     """The post-mortem deadline: fixed in status on first sight; policy deadline after promotion (the tag)."""
-    fixed = _time(_area(status, "postmortem").get("dueAt"))
+    fixed = _postmortem(status).due_at
     if fixed is not None:
         return fixed
     promoted = status.timestamps.promoted
@@ -147,33 +82,11 @@ def due_at(status: Status, config: Config) -> datetime.datetime | None:
 
 
 def is_done(step: Step, status: Status) -> bool:
-    release, backport, postmortem = _area(status, "release"), _area(status, "backport"), _area(status, "postmortem")
-    complete = postmortem.get("state") == PostmortemState.COMPLETE.value
-    if step == Step.TAG:
-        return bool(release.get("tagged"))
-    if step == Step.RELEASE:
-        return bool(release.get("url"))
-    if step == Step.BACKPORT:
-        return backport.get("state") in BACKPORT_DONE
-    if step == Step.POSTMORTEM_PR:
-        return bool(postmortem.get("filed")) or complete
-    if step == Step.POSTMORTEM_CHECK:
-        return complete
-    return bool(postmortem.get("issue")) or complete  # OVERDUE_ISSUE
+    return RULES[step].done(status)
 
 
-def _failed_step(status: Status, step: Step) -> tuple[bool, datetime.datetime | None] | None:
-    """(permanent?, retry at) when this step's last attempt failed."""
-    failed = _retries(_area(status, AREA[step])).get(step.value)
-    if not failed:
-        return None
-    return failed.get("failure") == "Permanent", _time(failed.get("retryAt"))
-
-
-def _retries(area: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per step: failure (Transient | Permanent), attempts, retryAt, reason, lastError."""
-    value = area.get("retries")
-    return {str(k): dict(v) for k, v in value.items() if isinstance(v, Mapping)} if isinstance(value, Mapping) else {}
+def _last_failure(status: Status, step: Step) -> StepRetry | None:
+    return (area_of(status, RULES[step].area).retries or {}).get(step.value)
 
 
 # -- planning ------------------------------------------------------------------------------
@@ -189,12 +102,11 @@ def plan(release: Release, status: Status, now: datetime.datetime, config: Confi
             continue
         if step == Step.RELEASE and not is_done(Step.TAG, status):
             continue  # never publish a release whose tag is not there
-        failed = _failed_step(status, step)
+        failed = _last_failure(status, step)
         if failed is not None:
-            permanent, retry_at = failed
-            if retry_at is not None and now < retry_at:
-                waits.append(retry_at)
-                if not permanent:
+            if failed.retry_at is not None and now < failed.retry_at:
+                waits.append(failed.retry_at)
+                if failed.failure == "Transient":
                     blocked = True
                     break
                 continue
@@ -209,91 +121,50 @@ def plan(release: Release, status: Status, now: datetime.datetime, config: Confi
         return Plan(status, None, None, True)
     if not waits:
         return Plan(status, None, config.permanent_retry, False)
-    wait = max(0.0, (min(waits) - now).total_seconds())
-    return Plan(status, None, wait, False)
+    return Plan(status, None, max(0.0, (min(waits) - now).total_seconds()), False)
 
 
 def _applies(step: Step, status: Status) -> bool:
     if step == Step.OVERDUE_ISSUE:
-        return _area(status, "postmortem").get("state") == PostmortemState.OVERDUE.value
+        return _postmortem(status).state == PostmortemState.OVERDUE
     return True
 
 
 def _next_check(status: Status, config: Config) -> datetime.datetime | None:
-    postmortem = _area(status, "postmortem")
-    checked = _time(postmortem.get("checkedAt"))
-    if checked is None:
+    postmortem = _postmortem(status)
+    if postmortem.checked_at is None:
         return None
-    later = checked + datetime.timedelta(seconds=config.check_interval)
-    deadline = _time(postmortem.get("dueAt"))
-    if postmortem.get("state") != PostmortemState.OVERDUE.value and deadline is not None and checked <= deadline:
+    later = postmortem.checked_at + datetime.timedelta(seconds=config.check_interval)
+    deadline = postmortem.due_at
+    if postmortem.state != PostmortemState.OVERDUE and deadline is not None and postmortem.checked_at <= deadline:
         # look again just after the deadline, not up to a whole interval later
         later = min(later, deadline + datetime.timedelta(seconds=1))
     return later
 
 
 def _fix_deadline(status: Status, config: Config) -> Status:
-    postmortem = _area(status, "postmortem")
-    if "dueAt" in postmortem:
+    postmortem = _postmortem(status)
+    if postmortem.due_at is not None:
         return status
     deadline = due_at(status, config)
     if deadline is None:
         return status
-    postmortem.setdefault("state", PostmortemState.PENDING.value)
-    postmortem["dueAt"] = _iso(deadline)
-    return status.model_copy(update={"postmortem": postmortem})
+    fixed = postmortem.model_copy(update={"state": postmortem.state or PostmortemState.PENDING.value,
+                                          "due_at": deadline})
+    return status.model_copy(update={"postmortem": fixed})
 
 
 # -- recording an outcome --------------------------------------------------------------------
 
 
-@dataclass
-class _Record:
-    release: Release
-    status: Status
-    now: datetime.datetime
-    events: list[Event] = field(default_factory=list)
-    overdue_opened: bool = False
-
-    def area(self, name: str) -> dict[str, Any]:
-        return _area(self.status, name)
-
-    def put(self, name: str, values: dict[str, Any]) -> None:
-        self.status = self.status.model_copy(update={name: values})
-
-    def condition(self, type_: str, status: ConditionStatus, reason: str, message: str) -> None:
-        self.status = self.status.model_copy(update={"conditions": set_condition(
-            self.status.conditions, type_, status, reason, message,
-            generation=self.release.generation, now=self.now)})
-
-    def audit(self, action: str, detail: str) -> None:
-        entries = (*self.status.audit, AuditEntry(time=self.now, actor=OPERATOR, action=action, detail=detail))
-        self.status = self.status.model_copy(update={"audit": entries[-AUDIT_LIMIT:]})
-
-    def event(self, type_: str, reason: str, message: str) -> None:
-        self.events.append(Event("Warning" if type_ == "Warning" else "Normal", reason, message))
-
-    def succeeded(self, step: Step, area_name: str, values: dict[str, Any]) -> None:
-        area = self.area(area_name)
-        retries = _retries(area)
-        if retries.pop(step.value, None) is not None:
-            if retries:
-                area["retries"] = retries
-            else:
-                area.pop("retries", None)
-        area.update(values)
-        self.put(area_name, area)
-
-
 def record(release: Release, status: Status, step: Step, outcome: Result | Failure, now: datetime.datetime,
            config: Config) -> FollowupDecision:
     """The status, events and next requeue after `step` returned `outcome`."""
-    status = _fix_deadline(status, config)
-    rec = _Record(release, status, now)
+    rec = Recorder(release, _fix_deadline(status, config), now)
     if isinstance(outcome, Failure):
         _failed(rec, step, outcome, config)
     else:
-        _succeeded(rec, step, outcome)
+        RULES[step].record(rec, outcome)
     after = plan(release, rec.status, now, config)
     return FollowupDecision(after.status, tuple(rec.events), after.requeue_after, after.done, rec.overdue_opened,
                             outcome if isinstance(outcome, Failure) else None, step)
@@ -306,143 +177,33 @@ def backoff(attempts: int, retry_after: float | None, config: Config) -> float:
     return delay
 
 
-def _failed(rec: _Record, step: Step, failure: Failure, config: Config) -> None:
-    name = AREA[step]
-    area = rec.area(name)
-    retries = _retries(area)
-    previous = retries.get(step.value, {})
-    attempts = int(previous.get("attempts", 0)) + 1
-    previous_error = previous.get("lastError")
-    if failure.transient:
-        delay = backoff(attempts, failure.retry_after, config)
-        kind = "Transient"
-    else:
-        delay = config.permanent_retry
-        kind = "Permanent"
+def _failed(rec: Recorder, step: Step, failure: Failure, config: Config) -> None:
+    rule = RULES[step]
+    area = rec.area(rule.area)
+    previous = (area.retries or {}).get(step.value)
+    attempts = (previous.attempts if previous else 0) + 1
+    delay = backoff(attempts, failure.retry_after, config) if failure.transient else config.permanent_retry
     retry_at = rec.now + datetime.timedelta(seconds=delay)
-    retries[step.value] = {"failure": kind, "attempts": attempts, "retryAt": _iso(retry_at),
-                           "reason": failure.reason, "lastError": failure.message}
-    area["retries"] = retries
-    rec.put(name, area)
+    retry = StepRetry(failure="Transient" if failure.transient else "Permanent", attempts=attempts,
+                      retry_at=retry_at, reason=failure.reason, last_error=failure.message)
+    rec.put(rule.area, area.model_copy(update={"retries": {**(area.retries or {}), step.value: retry}}))
     what = f"{step.value} step"
     if failure.transient:
-        message = (f"{what} delayed: {failure.message}; retry {attempts} at {_iso(retry_at)} "
+        message = (f"{what} delayed: {failure.message}; retry {attempts} at {utc_iso(retry_at)} "
                    "(production is not affected)")
-        if step in (Step.POSTMORTEM_CHECK, Step.OVERDUE_ISSUE) and rec.status.condition(CONDITION[step]):
-            pass  # keep the last known post-mortem verdict; the delay is visible in status.postmortem
-        else:
-            rec.condition(CONDITION[step], "Unknown", failure.reason, message)
+        # a post-mortem verdict already known stays; the delay is visible in status.postmortem
+        if not (step in (Step.POSTMORTEM_CHECK, Step.OVERDUE_ISSUE) and rec.status.condition(rule.condition)):
+            rec.set_condition(rule.condition, "Unknown", failure.reason, message)
         if attempts == 1:  # one Event per outage, not one per retry
-            rec.event("Warning", "FollowupDelayed", message)
-            rec.audit("FollowupDelayed", message)
+            rec.post_event("Warning", Reason.FOLLOWUP_DELAYED, message)
+            rec.add_audit(Reason.FOLLOWUP_DELAYED, message)
         return
     message = f"{what} failed: {failure.message}; a person must act (retried every {config.permanent_retry:.0f}s)"
-    rec.condition(CONDITION[step], "False", failure.reason, message)
-    if attempts == 1 or previous_error != failure.message:
-        rec.event("Warning", failure.reason, message)
-        rec.audit(f"{step.value}Failed", message)
+    rec.set_condition(rule.condition, "False", failure.reason, message)
+    if attempts == 1 or (previous is not None and previous.last_error != failure.message):
+        rec.post_event("Warning", failure.reason, message)
+        rec.add_audit(f"{step.value}Failed", message)
 
 
-def _succeeded(rec: _Record, step: Step, outcome: Result) -> None:
-    tag = rec.release.spec.tag
-    if step == Step.TAG:
-        assert isinstance(outcome, TagResult)
-        rec.succeeded(step, "release", {"tag": outcome.tag, "commit": outcome.commit_sha, "tagged": True,
-                                        "state": "Tagged"})
-        detail = f"annotated tag {outcome.tag} at {outcome.commit_sha[:12]}" + (
-            "" if outcome.created else " (already there)")
-        rec.condition("Released", "Unknown", "Tagged", f"{detail}; publishing the release next")
-        rec.audit("Tagged", detail)
-        rec.event("Normal", "Tagged", detail)
-    elif step == Step.RELEASE:
-        assert isinstance(outcome, ReleaseResult)
-        rec.succeeded(step, "release", {"url": outcome.html_url, "id": outcome.release_id,
-                                        "assets": dict(sorted(outcome.asset_digests.items())), "state": "Published"})
-        detail = f"release {tag} published (not latest) with {len(outcome.asset_digests)} evidence assets: " \
-                 f"{outcome.html_url}"
-        rec.condition("Released", "True", "Published", detail)
-        rec.audit("Released", detail)
-        rec.event("Normal", "Released", detail)
-    elif step == Step.BACKPORT:
-        assert isinstance(outcome, BackportResult)
-        pull = outcome.pull_request
-        values: dict[str, Any] = {"state": outcome.outcome.value, "branch": outcome.branch, "base": outcome.base}
-        if pull is not None:
-            values |= {"pullRequest": pull.html_url, "number": pull.number, "draft": pull.draft}
-        if outcome.conflicted_files:
-            values["conflictedFiles"] = list(outcome.conflicted_files)
-        rec.succeeded(step, "backport", values)
-        if outcome.outcome == BackportOutcome.NOT_NEEDED:
-            detail = f"commit {rec.release.spec.commit_sha[:12]} is already on {outcome.base}; no backport needed"
-            reason = "NotNeeded"
-        elif outcome.outcome == BackportOutcome.OPENED_WITH_CONFLICTS or outcome.conflicted_files:
-            files = ", ".join(outcome.conflicted_files)
-            detail = (f"draft pull request {pull.html_url if pull else '?'} onto {outcome.base} has conflicts in "
-                      f"{files}: resolve them by hand on branch {outcome.branch}")
-            reason = "OpenedWithConflicts"
-        else:
-            detail = f"pull request {pull.html_url if pull else '?'} onto {outcome.base}"
-            reason = outcome.outcome.value
-        rec.condition("BackportOpened", "True", reason, detail)
-        rec.audit("BackportOpened", detail)
-        rec.event("Warning" if reason == "OpenedWithConflicts" else "Normal", "BackportOpened", detail)
-    elif step == Step.POSTMORTEM_PR:
-        assert isinstance(outcome, PostmortemPullRequestResult)
-        pull = outcome.pull_request
-        values = {"filed": True, "path": outcome.path, "branch": outcome.branch}
-        if pull is not None:
-            values |= {"pullRequest": pull.html_url, "number": pull.number}
-            detail = f"post-mortem pull request {pull.html_url} adds {outcome.path}"
-        else:
-            detail = f"{outcome.path} is already on the default branch"
-        rec.succeeded(step, "postmortem", values)
-        due = rec.area("postmortem").get("dueAt", "?")
-        rec.condition("PostmortemFiled", "True", "Filed", detail)
-        rec.condition("PostmortemComplete", "False", "Pending", f"{outcome.path} is due on the default branch "
-                      f"by {due}")
-        rec.audit("PostmortemFiled", detail)
-        rec.event("Normal", "PostmortemFiled", f"{detail}; due {due}")
-    elif step == Step.POSTMORTEM_CHECK:
-        assert isinstance(outcome, PostmortemCheck)
-        before = rec.area("postmortem").get("state")
-        rec.succeeded(step, "postmortem", {"state": outcome.state.value, "checkedAt": _iso(rec.now),
-                                           "dueAt": _iso(outcome.due_at)})
-        if outcome.state == PostmortemState.COMPLETE:
-            detail = f"{outcome.path} is on the default branch"
-            rec.condition("PostmortemComplete", "True", "Complete", detail)
-            if rec.status.condition("PostmortemOverdue") is not None:
-                rec.condition("PostmortemOverdue", "False", "Complete", detail)
-            if before != PostmortemState.COMPLETE.value:
-                rec.audit("PostmortemComplete", detail)
-                rec.event("Normal", "PostmortemComplete", detail)
-        elif outcome.state == PostmortemState.OVERDUE:
-            detail = f"{outcome.path} was due on the default branch by {_iso(outcome.due_at)}"
-            rec.condition("PostmortemComplete", "False", "Overdue", detail)
-        else:
-            rec.condition("PostmortemComplete", "False", "Pending",
-                          f"{outcome.path} is due on the default branch by {_iso(outcome.due_at)}")
-    else:  # OVERDUE_ISSUE
-        assert isinstance(outcome, IssueRef)
-        first = not rec.area("postmortem").get("issue")
-        rec.succeeded(step, "postmortem", {"issue": outcome.html_url, "issueNumber": outcome.number})
-        due = rec.area("postmortem").get("dueAt", "?")
-        detail = f"the post-mortem for {tag} was due by {due}; issue {outcome.html_url}"
-        rec.condition("PostmortemOverdue", "True", "Overdue", detail)
-        if first:
-            rec.overdue_opened = True
-            rec.audit("PostmortemOverdue", detail)
-            rec.event("Warning", "PostmortemOverdue", detail)
-
-
-def summary(status: Status) -> str:
-    """One line for logs: where the follow-ups stand."""
-    parts = []
-    for name in ("release", "backport", "postmortem"):
-        area = _area(status, name)
-        if area:
-            parts.append(f"{name}={area.get('state', '?')}")
-    return ", ".join(parts) or "not started"
-
-
-__all__ = ["AREA", "CONDITION", "Config", "Failure", "FollowupDecision", "Plan", "Result", "Step", "backoff",
-           "due_at", "is_done", "plan", "record", "summary"]
+__all__ = ["Config", "Failure", "FollowupDecision", "Plan", "Result", "Step", "backoff", "due_at", "is_done", "plan",
+           "record"]

@@ -7,39 +7,16 @@ and keep unknown or hostile shapes (a hand-edited object, an older schema) from 
 from __future__ import annotations
 
 import datetime
-import enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 from pydantic.alias_generators import to_camel
+
+from hotfix_operator.api import ConditionType, Phase, release_tag
 
 
 class _Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
-
-
-class Phase(enum.StrEnum):
-    PENDING = "Pending"
-    VERIFYING = "Verifying"
-    QUEUED = "Queued"
-    AWAITING_APPROVAL = "AwaitingApproval"
-    DEPLOYING = "Deploying"
-    PROMOTED = "Promoted"
-    FINALIZING = "Finalizing"
-    SUCCEEDED = "Succeeded"
-    REJECTED = "Rejected"
-    ROLLING_BACK = "RollingBack"
-    ROLLED_BACK = "RolledBack"
-    FAILED = "Failed"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (Phase.SUCCEEDED, Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED)
-
-    @property
-    def holds_target(self) -> bool:
-        """Phases in which this release owns the target's traffic and objects."""
-        return self in (Phase.DEPLOYING, Phase.PROMOTED, Phase.FINALIZING, Phase.ROLLING_BACK)
 
 
 # -- spec ------------------------------------------------------------------------------------------
@@ -92,7 +69,7 @@ class Spec(_Camel):
 
     @property
     def tag(self) -> str:
-        return f"v{self.version}"
+        return release_tag(self.version)
 
 
 class Release(_Camel):
@@ -169,6 +146,57 @@ class BlueGreen(_Camel):
     switch_warned: bool = False
 
 
+class StepRetry(_Camel):
+    """A follow-up step's last failure: retried at retry_at (transient: backing off; permanent: slowly)."""
+
+    failure: Literal["Transient", "Permanent"]
+    attempts: int = 0
+    retry_at: datetime.datetime | None = None
+    reason: str = ""
+    last_error: str = ""
+
+
+class _FollowupArea(_Camel):
+    state: str | None = None
+    # step name -> its last failure, while it has not succeeded since
+    retries: dict[str, StepRetry] | None = None
+
+
+class ReleaseArea(_FollowupArea):
+    """The annotated tag and the GitHub release with its evidence assets."""
+
+    tag: str | None = None
+    commit: str | None = None
+    tagged: bool | None = None
+    url: str | None = None
+    id: int | None = None
+    assets: dict[str, str] | None = None  # name -> sha256:<hex> of the bytes uploaded
+
+
+class BackportArea(_FollowupArea):
+    branch: str | None = None
+    base: str | None = None
+    pull_request: str | None = None
+    number: int | None = None
+    draft: bool | None = None
+    conflicted_files: tuple[str, ...] | None = None
+
+
+class PostmortemArea(_FollowupArea):
+    due_at: datetime.datetime | None = None  # fixed on first sight after promotion
+    checked_at: datetime.datetime | None = None
+    filed: bool | None = None
+    path: str | None = None
+    branch: str | None = None
+    pull_request: str | None = None
+    number: int | None = None
+    issue: str | None = None  # the one overdue issue
+    issue_number: int | None = None
+
+
+FollowupArea = ReleaseArea | BackportArea | PostmortemArea
+
+
 class AuditEntry(_Camel):
     time: datetime.datetime
     actor: str
@@ -182,21 +210,31 @@ class Status(_Camel):
     observed_generation: int | None = None
     incident_id: str | None = None
     tag: str | None = None
-    approvals: str | None = None
+    # who approved (counted, not the requester) and how many approvals the release needs
+    approved_by: tuple[str, ...] = ()
+    approvals_required: int | None = None
     queued_behind: str | None = None
     sla_deadline: datetime.datetime | None = None
     policy: str | None = None
     # what the provenance gate verified: signer, builder, source, commit, predicate types
     provenance: dict[str, Any] | None = None
     verify_attempts: int = 0
-    # after promotion: publishing, backport and post-mortem (see hotfix_operator.followup)
-    release: dict[str, Any] | None = None
-    backport: dict[str, Any] | None = None
-    postmortem: dict[str, Any] | None = None
+    # after promotion: publishing, backport and post-mortem (see core.followup)
+    release: ReleaseArea | None = None
+    backport: BackportArea | None = None
+    postmortem: PostmortemArea | None = None
     timestamps: Timestamps = Timestamps()
     blue_green: BlueGreen = BlueGreen()
     conditions: tuple[Condition, ...] = ()
     audit: tuple[AuditEntry, ...] = Field(default=())
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def approvals(self) -> str | None:
+        """"have/needed", the printer column kubectl shows."""
+        if self.approvals_required is None:
+            return None
+        return f"{len(self.approved_by)}/{self.approvals_required}"
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> Status:
@@ -206,5 +244,5 @@ class Status(_Camel):
         data: dict[str, Any] = self.model_dump(by_alias=True, exclude_none=True, mode="json")
         return data
 
-    def condition(self, type_: str) -> Condition | None:
+    def condition(self, type_: ConditionType) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)

@@ -10,7 +10,7 @@ Entry points:
 from __future__ import annotations
 
 from .artifacts import verify_bundle_signature
-from .evidence import EvidenceLimits
+from .evidence_bundle import EvidenceLimits
 from .inputs import BundleArtifact, EvidenceFiles, OciLayer, ProvenanceMaterial, ReleaseRequest
 from .ocilayout import read_oci_layout
 from .policy import (

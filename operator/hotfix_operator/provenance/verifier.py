@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from .bundles import verify_bundle
 from .cosign_layers import describe_layer, verify_attestation_layer, verify_signature_layer
 from .digests import check_content_digest, parse_image_digest, require_sha256_digest
-from .evidence import VerifiedPayload, verify_evidence
+from .evidence_bundle import VerifiedPayload, verify_evidence
 from .inputs import BundleArtifact, ProvenanceMaterial, ReleaseRequest
 from .limits import MAX_BUNDLES, MAX_LAYERS
 from .policy import ProvenancePolicy, SignerPolicy

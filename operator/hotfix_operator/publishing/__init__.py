@@ -6,28 +6,7 @@ lost responses never create anything twice. Steps raise TransientError (retry la
 ``retry_after`` seconds) or PermanentError (a person must act); messages never hold secrets.
 """
 
-from .backport import ensure_backport
-from .errors import (
-    AssetConflictError,
-    EvidenceIntegrityError,
-    InvalidFactsError,
-    PermanentError,
-    PublishingError,
-    TagConflictError,
-    TransientError,
-)
-from .evidence import evidence_digests, verify_checksums
-from .facts import Approval, HotfixFacts, TimelineEvent
-from .postmortem import (
-    check_postmortem,
-    ensure_overdue_issue,
-    ensure_postmortem_pr,
-    list_tags_without_postmortem,
-    postmortem_state,
-)
-from .releases import ensure_release
-from .rendering import OVERDUE_LABEL
-from .results import (
+from hotfix_operator.core.followup_results import (
     BackportOutcome,
     BackportResult,
     IssueRef,
@@ -38,6 +17,28 @@ from .results import (
     ReleaseResult,
     TagResult,
 )
+
+from .backport import ensure_backport
+from .checksums import evidence_digests, verify_checksums
+from .errors import (
+    AssetConflictError,
+    EvidenceIntegrityError,
+    InvalidFactsError,
+    PermanentError,
+    PublishingError,
+    TagConflictError,
+    TransientError,
+)
+from .facts import Approval, HotfixFacts, TimelineEvent
+from .postmortem import (
+    check_postmortem,
+    ensure_overdue_issue,
+    ensure_postmortem_pr,
+    list_tags_without_postmortem,
+    postmortem_state,
+)
+from .releases import ensure_release
+from .rendering import OVERDUE_LABEL
 from .session import GitHubSession, GitIdentity
 from .tags import ensure_tag
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hotfix_operator.core.followup_results import BackportOutcome, BackportResult
+
 from .facts import HotfixFacts
 from .gitcli import GitWorkspace
-from .pulls import find_pull, open_pull
+from .pulls import find_pull, open_pull, pull_request_ref
 from .rendering import (
     backport_body,
     backport_conflict_body,
@@ -19,7 +21,6 @@ from .rendering import (
     backport_title,
     parse_conflict_trailer,
 )
-from .results import BackportOutcome, BackportResult, PullRequestRef
 from .session import GitHubSession
 
 
@@ -35,7 +36,7 @@ def ensure_backport(session: GitHubSession, facts: HotfixFacts, *, release_url: 
     with session.errors(f"looking up the backport pull request for {facts.tag}"):
         existing = find_pull(repo, branch, base)
     if existing is not None:
-        return BackportResult(BackportOutcome.EXISTING, branch, base, PullRequestRef.of(existing))
+        return BackportResult(BackportOutcome.EXISTING, branch, base, pull_request_ref(existing))
 
     with GitWorkspace.clone(session, repo.clone_url, base) as workspace:
         workspace.run(
@@ -65,7 +66,7 @@ def ensure_backport(session: GitHubSession, facts: HotfixFacts, *, release_url: 
         outcome = BackportOutcome.OPENED_WITH_CONFLICTS
     else:
         outcome = BackportOutcome.OPENED
-    return BackportResult(outcome, branch, base, PullRequestRef.of(pull), conflicted)
+    return BackportResult(outcome, branch, base, pull_request_ref(pull), conflicted)
 
 
 def _prepare_branch(workspace: GitWorkspace, facts: HotfixFacts, base: str, branch: str) -> tuple[str, ...] | None:

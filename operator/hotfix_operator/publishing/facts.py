@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import NamedTuple
 
+from hotfix_operator.api import release_tag
+
 from .errors import InvalidFactsError
 
 VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+(-hotfix\.\d+)?$")
@@ -84,7 +86,7 @@ class HotfixFacts:
 
     @property
     def tag(self) -> str:
-        return f"v{self.version}"
+        return release_tag(self.version)
 
     @property
     def owner(self) -> str:

@@ -10,9 +10,16 @@ from pathlib import Path
 from github import GithubException, UnknownObjectException
 from github.Repository import Repository
 
+from hotfix_operator.core.followup_results import (
+    IssueRef,
+    PostmortemCheck,
+    PostmortemPullRequestResult,
+    PostmortemState,
+)
+
 from .facts import POSTMORTEM_DIRECTORY, HotfixFacts
 from .gitcli import GitWorkspace
-from .pulls import find_pull, open_pull
+from .pulls import find_pull, open_pull, pull_request_ref
 from .rendering import (
     OVERDUE_LABEL,
     OVERDUE_LABEL_COLOR,
@@ -25,7 +32,6 @@ from .rendering import (
     postmortem_document,
     postmortem_title,
 )
-from .results import IssueRef, PostmortemCheck, PostmortemPullRequestResult, PostmortemState, PullRequestRef
 from .session import GitHubSession, is_already_exists
 
 HOTFIX_TAG_PATTERN = re.compile(r"^v\d+\.\d+\.\d+-hotfix\.\d+$")
@@ -57,7 +63,7 @@ def ensure_postmortem_pr(
     with session.errors(f"looking up the post-mortem of {facts.tag}"):
         existing = find_pull(repo, branch, base)
         if existing is not None:
-            return PostmortemPullRequestResult(branch, path, PullRequestRef.of(existing), created=False)
+            return PostmortemPullRequestResult(branch, path, pull_request_ref(existing), created=False)
         if _file_exists(repo, path, base):
             return PostmortemPullRequestResult(branch, path, None, created=False)
 
@@ -89,7 +95,7 @@ def ensure_postmortem_pr(
             body=postmortem_body(facts, release_url, backport_url),
             draft=False,
         )
-    return PostmortemPullRequestResult(branch, path, PullRequestRef.of(pull), created=created)
+    return PostmortemPullRequestResult(branch, path, pull_request_ref(pull), created=created)
 
 
 def check_postmortem(session: GitHubSession, facts: HotfixFacts, now: datetime) -> PostmortemCheck:

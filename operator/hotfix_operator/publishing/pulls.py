@@ -6,7 +6,14 @@ from github import GithubException
 from github.PullRequest import PullRequest
 from github.Repository import Repository
 
+from hotfix_operator.core.followup_results import PullRequestRef
+
 from .session import is_already_exists
+
+
+def pull_request_ref(pull: PullRequest) -> PullRequestRef:
+    # merged_at, unlike merged, is part of listed pull requests: no extra request.
+    return PullRequestRef(pull.number, pull.html_url, bool(pull.draft), pull.state, pull.merged_at is not None)
 
 
 def find_pull(repo: Repository, branch: str, base: str) -> PullRequest | None:

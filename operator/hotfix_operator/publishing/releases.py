@@ -9,12 +9,13 @@ from github.GitRelease import GitRelease
 from github.GitReleaseAsset import GitReleaseAsset
 from github.Repository import Repository
 
+from hotfix_operator.core.followup_results import ReleaseResult
+
 from ..formats import sha256_digest
+from .checksums import evidence_digests, verify_checksums
 from .errors import AssetConflictError, PermanentError, TagConflictError
-from .evidence import evidence_digests, verify_checksums
 from .facts import HotfixFacts
 from .rendering import asset_label, release_notes, release_title
-from .results import ReleaseResult
 from .session import GitHubSession, is_already_exists
 from .tags import find_tag
 

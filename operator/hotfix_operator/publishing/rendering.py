@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from .evidence import CHECKSUMS_NAME
+from .checksums import CHECKSUMS_NAME
 from .facts import HotfixFacts
 
 # Trailer written into the annotated tag; marks tags made by this process even without -hotfix.N.

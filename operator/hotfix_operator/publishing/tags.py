@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from github import GithubException, InputGitAuthor, UnknownObjectException
 from github.Repository import Repository
 
+from hotfix_operator.core.followup_results import TagResult
+
 from ..formats import utc_iso
 from .errors import PermanentError, TagConflictError
 from .facts import HotfixFacts
 from .rendering import tag_message
-from .results import TagResult
 from .session import GitHubSession, describe_github_error, is_already_exists
 
 _MAX_TAG_NESTING = 8  # a tag of a tag of ... a commit; git allows it, nobody needs more

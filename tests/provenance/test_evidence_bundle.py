@@ -22,7 +22,7 @@ from hotfix_operator.provenance import (
     ReleaseRequest,
     verify_provenance,
 )
-from hotfix_operator.provenance.evidence import inspect_archive
+from hotfix_operator.provenance.evidence_bundle import inspect_archive
 from tests.provenance.private_sigstore import Signer, public_pem, sha256_hex, slsa_v02
 
 IMAGE = "sha256:" + sha256_hex(b"evidence image")
@@ -195,7 +195,7 @@ def test_member_count_is_limited() -> None:
 
 
 def test_oversized_evidence_file_is_refused() -> None:
-    from hotfix_operator.provenance.evidence import verify_evidence
+    from hotfix_operator.provenance.evidence_bundle import verify_evidence
 
     with pytest.raises(Rejected, match="larger than 10 bytes"):
         verify_evidence(EvidenceFiles(bundle()), [], EvidenceLimits(file_bytes=10))

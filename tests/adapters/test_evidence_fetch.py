@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from hotfix_operator.adapters.evidence import fetch_evidence
+from hotfix_operator.adapters.evidence_fetch import fetch_evidence
 from hotfix_operator.adapters.registry import RegistryClient, RegistryError
 from localcluster.cluster import LocalCluster
 from localcluster.oci import Pusher

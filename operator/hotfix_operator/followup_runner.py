@@ -15,38 +15,23 @@ approval, since spec is immutable):
   timeline        status.timestamps created, verified, approved, promoted (UTC)
   due at          status.postmortem.dueAt, fixed on first sight: promoted + policy postmortemDeadlineHours
 
-Evidence (the release assets). Every byte is a function of facts that are final at promotion, so a
-retry or a restarted operator uploads identical bytes (an asset that differs would be refused):
-  hotfix_record.json  the audit record: incident, version, tag, commit, image, justification, ticket,
-                      severity, risk, requester, approvals, policy, provenance summary, the timestamps up
-                      to promotion, blue/green hashes, and the audit entries up to promotion
-  provenance.json     what the provenance gate verified (status.provenance: signers, builder, source,
-                      commit, predicate types) with the image digest, the policy and the time; the
-                      signed attestations themselves stay in the registry next to the image
-  evidence.tar.gz     the two files above as one bundle (deterministic tar: fixed mtimes, owners, gzip
-                      header without a timestamp)
-  SHA256SUMS          sha256sum-format digests of the three files above
-spec.artifact.evidence (an external bundle URL) is not downloaded; it is named in hotfix_record.json.
+The release assets (hotfix_record.json, provenance.json, evidence.tar.gz, SHA256SUMS) are built by
+core.records from the release and its status alone.
 """
 
 from __future__ import annotations
 
 import datetime
-import gzip
-import hashlib
-import io
-import json
 import logging
-import tarfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from hotfix_operator.adapters.policies import GitHubSettings
 from hotfix_operator.core import followup as core
 from hotfix_operator.core.followup import Config, Failure, FollowupDecision, Step
 from hotfix_operator.core.model import Release, Status
+from hotfix_operator.core.records import approvals_of, evidence_files, timeline_of
 from hotfix_operator.publishing import (
     AssetConflictError,
     EvidenceIntegrityError,
@@ -157,8 +142,8 @@ class FollowupRunner:
 
 def run_step(step: Step, session: GitHubSession, facts: HotfixFacts, status: Status,
              now: datetime.datetime) -> core.Result:
-    release_url = _get(status.release, "url")
-    backport_url = _get(status.backport, "pullRequest")
+    release_url = status.release.url if status.release else None
+    backport_url = status.backport.pull_request if status.backport else None
     if step == Step.TAG:
         return ensure_tag(session, facts)
     if step == Step.RELEASE:
@@ -169,8 +154,8 @@ def run_step(step: Step, session: GitHubSession, facts: HotfixFacts, status: Sta
         return ensure_postmortem_pr(session, facts, release_url=release_url, backport_url=backport_url)
     if step == Step.POSTMORTEM_CHECK:
         return check_postmortem(session, facts, now)
-    return ensure_overdue_issue(session, facts, now=now,
-                                postmortem_pull_request_url=_get(status.postmortem, "pullRequest"))
+    postmortem_url = status.postmortem.pull_request if status.postmortem else None
+    return ensure_overdue_issue(session, facts, now=now, postmortem_pull_request_url=postmortem_url)
 
 
 def failure_of(error: PublishingError, redact: Redactor) -> Failure:
@@ -189,11 +174,6 @@ def failure_of(error: PublishingError, redact: Redactor) -> Failure:
     return Failure(False, reason, message)
 
 
-def _get(area: Mapping[str, Any] | None, key: str) -> str | None:
-    value = (area or {}).get(key)
-    return str(value) if value else None
-
-
 # -- facts ---------------------------------------------------------------------------------------
 
 
@@ -205,25 +185,6 @@ def repository_of(source_repository: str) -> str:
         raise InvalidFactsError(f"spec.artifact.sourceRepository {source_repository!r} does not name "
                                 "<host>/<owner>/<repository>")
     return "/".join(parts[-2:])
-
-
-def approvals_of(release: Release, status: Status) -> list[tuple[str, datetime.datetime]]:
-    fallback = status.timestamps.approved or status.timestamps.promoted
-    result = []
-    for approval in release.spec.approval.approvals:
-        if approval.decision != "Approve" or approval.approver == release.spec.requested_by:
-            continue
-        at = approval.at or fallback
-        if at is not None:
-            result.append((approval.approver, at))
-    return result
-
-
-def timeline_of(status: Status) -> list[tuple[str, datetime.datetime]]:
-    ts = status.timestamps
-    events = [("Hotfix requested", ts.created), ("Provenance verified", ts.verified), ("Approved", ts.approved),
-              ("Traffic switched to the hotfix", ts.promoted)]
-    return [(what, at) for what, at in events if at is not None]
 
 
 def build_facts(release: Release, status: Status, config: Config) -> HotfixFacts:
@@ -250,87 +211,5 @@ def build_facts(release: Release, status: Status, config: Config) -> HotfixFacts
     )
 
 
-# -- evidence ------------------------------------------------------------------------------------
-
-
-def _iso(moment: datetime.datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _json(payload: Any) -> bytes:
-    return (json.dumps(payload, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
-
-
-def hotfix_record(release: Release, status: Status) -> dict[str, Any]:
-    """The audit record, limited to what is final at promotion (so it is the same bytes on every retry)."""
-    spec, ts, promoted = release.spec, status.timestamps, status.timestamps.promoted
-    audit = [
-        {"time": _iso(entry.time), "actor": entry.actor, "action": entry.action, "detail": entry.detail}
-        for entry in status.audit
-        if promoted is not None and entry.time <= promoted
-    ]
-    return {
-        "schema": "hotfix.dev/hotfix-record/v1",
-        "incidentId": status.incident_id,
-        "release": {"namespace": release.namespace, "name": release.name, "uid": release.uid},
-        "version": spec.version,
-        "tag": spec.tag,
-        "commitSha": spec.commit_sha,
-        "image": spec.artifact.image,
-        "sourceRepository": spec.artifact.source_repository,
-        "externalEvidence": spec.artifact.evidence,
-        "justification": spec.justification,
-        "ticketUrl": spec.ticket_url,
-        "severity": spec.severity,
-        "riskLevel": spec.risk_level,
-        "requestedBy": spec.requested_by,
-        "approvals": [{"approver": who, "at": _iso(at)} for who, at in approvals_of(release, status)],
-        "policy": status.policy,
-        "provenance": status.provenance,
-        "target": spec.target.model_dump(by_alias=True, exclude_none=True),
-        "timestamps": {"created": _iso(ts.created), "verified": _iso(ts.verified), "approved": _iso(ts.approved),
-                       "greenAvailable": _iso(ts.green_available), "promoted": _iso(ts.promoted)},
-        "blueGreen": {"blueHash": status.blue_green.blue_hash, "greenHash": status.blue_green.green_hash,
-                      "blueImage": status.blue_green.blue_image},
-        "slaDeadline": _iso(status.sla_deadline),
-        "audit": audit,
-    }
-
-
-def provenance_record(release: Release, status: Status) -> dict[str, Any]:
-    return {
-        "schema": "hotfix.dev/verified-provenance/v1",
-        "image": release.spec.artifact.image,
-        "policy": status.policy,
-        "verifiedAt": _iso(status.timestamps.verified),
-        "verified": status.provenance,
-    }
-
-
-def _tar_gz(files: Mapping[str, bytes], mtime: int) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as archive:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(data), mtime, 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            archive.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), compresslevel=9, mtime=0)
-
-
-def evidence_files(release: Release, status: Status) -> dict[str, bytes]:
-    files = {
-        "hotfix_record.json": _json(hotfix_record(release, status)),
-        "provenance.json": _json(provenance_record(release, status)),
-    }
-    promoted = status.timestamps.promoted
-    files["evidence.tar.gz"] = _tar_gz(files, int(promoted.timestamp()) if promoted else 0)
-    files["SHA256SUMS"] = "".join(
-        f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items())
-    ).encode()
-    return files
-
-
-__all__ = ["FollowupRunner", "FollowupSettings", "build_facts", "evidence_files", "failure_of", "hotfix_record",
-           "open_session", "repository_of", "run_step"]
+__all__ = ["FollowupRunner", "FollowupSettings", "build_facts", "failure_of", "open_session", "repository_of",
+           "run_step"]

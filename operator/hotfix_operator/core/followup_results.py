@@ -1,4 +1,5 @@
-"""What each publishing step reports back, ready to be written into the resource's status."""
+"""What each publishing step reports back, as plain data the follow-up core records in status. Pure:
+the publishing adapters build these from PyGithub objects (publishing.pulls.pull_request_ref)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-
-from github.PullRequest import PullRequest
 
 
 @dataclass(frozen=True)
@@ -34,11 +33,6 @@ class PullRequestRef:
     draft: bool
     state: str  # open | closed
     merged: bool
-
-    @classmethod
-    def of(cls, pull: PullRequest) -> PullRequestRef:
-        # merged_at, unlike merged, is part of listed pull requests: no extra request.
-        return cls(pull.number, pull.html_url, bool(pull.draft), pull.state, pull.merged_at is not None)
 
 
 class BackportOutcome(StrEnum):

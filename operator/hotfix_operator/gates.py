@@ -1,7 +1,9 @@
-"""The provenance gate's imperative shell: the namespace's HotfixPolicy, the registry, the verifier.
+"""The gates a release passes before anyone approves it, in the shell: its image exists by digest,
+and its provenance verifies under the namespace's HotfixPolicy (registry discovery, the verifier).
 
-Everything that can go wrong becomes a ProvenanceCheck with a specific reason; registry and API
-outages are marked transient so the lifecycle retries with backoff instead of skipping the gate."""
+Everything that can go wrong becomes an ImageCheck or ProvenanceCheck with a specific reason;
+registry and API outages are marked transient so the lifecycle retries with backoff instead of
+skipping the gate."""
 
 from __future__ import annotations
 
@@ -11,25 +13,45 @@ from collections.abc import Callable
 from typing import Any
 
 from hotfix_operator.adapters.discovery import discover
-from hotfix_operator.adapters.evidence import fetch_evidence
-from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ResolvedPolicy
+from hotfix_operator.adapters.evidence_fetch import fetch_evidence
+from hotfix_operator.adapters.policies import PolicyProblem, PolicySource, ResolvedPolicy
 from hotfix_operator.adapters.registry import ImageReference, RegistryClient, RegistryCredentials, RegistryError
 from hotfix_operator.core.model import Release
-from hotfix_operator.core.observations import ProvenanceCheck
+from hotfix_operator.core.observations import ImageCheck, ProvenanceCheck
+from hotfix_operator.formats import utc_iso
 from hotfix_operator.provenance import ProvenanceSummary, ReleaseRequest, verify_provenance
 
 RegistryFactory = Callable[[RegistryCredentials | None], RegistryClient]
 
 
-class ProvenanceGate:
-    def __init__(self, policies: PolicyResolver, registry: RegistryFactory, ca_file: str | None = None) -> None:
-        self.policies = policies
+class Gates:
+    def __init__(self, registry: RegistryFactory, ca_file: str | None = None) -> None:
         self.registry = registry
         self.ca_file = ca_file
 
-    def check(self, release: Release) -> ProvenanceCheck:
+    def check_image(self, release: Release, policies: PolicySource) -> ImageCheck:
+        """The image manifest, read by digest from its registry and hash-checked."""
+        image = release.spec.artifact.image
         try:
-            policy = self.policies.for_namespace(release.namespace)
+            credentials = policies.for_namespace(release.namespace).registry_credentials
+        except PolicyProblem:
+            credentials = None  # the provenance gate reports policy problems, with their reasons
+        try:
+            reference = ImageReference.parse(image)
+        except ValueError as exc:
+            return ImageCheck(ok=False, reason="InvalidImageReference", message=str(exc))
+        if reference.digest is None:
+            return ImageCheck(ok=False, reason="NotDigestPinned", message=f"image {image} is not pinned by digest")
+        try:
+            with self.registry(credentials) as registry:
+                registry.get_manifest(reference)
+        except RegistryError as exc:
+            return ImageCheck(ok=False, transient=exc.transient, reason=exc.reason, message=str(exc))
+        return ImageCheck(ok=True)
+
+    def check_provenance(self, release: Release, policies: PolicySource) -> ProvenanceCheck:
+        try:
+            policy = policies.for_namespace(release.namespace)
         except PolicyProblem as problem:
             return ProvenanceCheck(ok=False, reason=problem.reason, message=str(problem), transient=problem.transient)
         return check_image_provenance(policy, release.spec.artifact.image, release.spec.commit_sha,
@@ -74,7 +96,7 @@ def _camel(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_camel(v) for v in value]
     if isinstance(value, datetime.datetime):
-        return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return utc_iso(value)
     return value
 
 

@@ -1,0 +1,136 @@
+"""The HotfixRelease API's vocabulary, in one place: its group and names, the labels, annotations and
+finalizer the operator writes, the actor it records, its phases, condition types and reasons.
+
+Everything that reads or writes these names (core, shell, tests) imports them from here, so a name
+changes in one line. Pure: no imports beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import enum
+
+API_GROUP = "hotfix.dev"
+API_VERSION = "v1alpha1"
+KIND = "HotfixRelease"
+PLURAL = "hotfixreleases"
+POLICY_PLURAL = "hotfixpolicies"
+
+# The actor the operator records in the audit trail and Events when it acts on its own.
+OPERATOR = "hotfix-operator"
+# The audit trail in status keeps this many entries (the CRD allows 100).
+AUDIT_LIMIT = 50
+
+# Labels: the one Kubernetes sets on ReplicaSets and pods, and the ones green carries.
+POD_TEMPLATE_HASH = "pod-template-hash"
+LABEL_RELEASE = "hotfix.dev/release"
+LABEL_RELEASE_UID = "hotfix.dev/release-uid"
+LABEL_ROLE = "hotfix.dev/role"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+ROLE_GREEN = "green"
+# Annotations on green, for a person reading `kubectl get deploy -o yaml`.
+ANNOTATION_TAG = "hotfix.dev/tag"
+ANNOTATION_INCIDENT = "hotfix.dev/incident"
+# Kopf's own bookkeeping (progress, diff base) and the finalizer that rolls back before deletion.
+KOPF_PREFIX = "hotfix.dev"
+FINALIZER = "hotfix.dev/cleanup"
+
+
+def release_tag(version: str) -> str:
+    """The git tag (and GitHub release) a hotfix version is published under."""
+    return f"v{version}"
+
+
+class Phase(enum.StrEnum):
+    PENDING = "Pending"
+    VERIFYING = "Verifying"
+    QUEUED = "Queued"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    DEPLOYING = "Deploying"
+    PROMOTED = "Promoted"
+    FINALIZING = "Finalizing"
+    SUCCEEDED = "Succeeded"
+    REJECTED = "Rejected"
+    ROLLING_BACK = "RollingBack"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (Phase.SUCCEEDED, Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED)
+
+    @property
+    def holds_target(self) -> bool:
+        """Phases in which this release owns the target's traffic and objects."""
+        return self in (Phase.DEPLOYING, Phase.PROMOTED, Phase.FINALIZING, Phase.ROLLING_BACK)
+
+    @property
+    def stalled(self) -> bool:
+        """Terminal phases that need a person (kstatus Stalled)."""
+        return self in (Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED)
+
+
+class ConditionType(enum.StrEnum):
+    # kstatus summary, for Flux `wait: true`, Argo CD and `kubectl wait`
+    READY = "Ready"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+    # the lifecycle
+    INPUT_VALID = "InputValid"
+    PROVENANCE_VERIFIED = "ProvenanceVerified"
+    APPROVED = "Approved"
+    GREEN_AVAILABLE = "GreenAvailable"
+    TRAFFIC_SWITCHED = "TrafficSwitched"
+    ROLLED_BACK = "RolledBack"
+    # the follow-ups after the bake
+    RELEASED = "Released"
+    BACKPORT_OPENED = "BackportOpened"
+    POSTMORTEM_FILED = "PostmortemFiled"
+    POSTMORTEM_COMPLETE = "PostmortemComplete"
+    POSTMORTEM_OVERDUE = "PostmortemOverdue"
+
+
+class Reason(enum.StrEnum):
+    """Reasons the lifecycle itself gives (conditions, Events, audit). The provenance gate's and the
+    registry's reasons pass through as they come (see provenance.reasons)."""
+
+    ACCEPTED = "Accepted"
+    VALID = "Valid"
+    VERIFIED = "Verified"
+    ABORTED = "Aborted"
+    ABORT_IGNORED = "AbortIgnored"
+    TARGET_NOT_FOUND = "TargetNotFound"
+    CONTAINER_NOT_FOUND = "ContainerNotFound"
+    SERVICE_NOT_FOUND = "ServiceNotFound"
+    SERVICE_HAS_NO_SELECTOR = "ServiceHasNoSelector"
+    SERVICE_ALREADY_PINNED = "ServiceAlreadyPinned"
+    SERVICE_DOES_NOT_SELECT_TARGET = "ServiceDoesNotSelectTarget"
+    PREVIEW_SERVICE_NOT_FOUND = "PreviewServiceNotFound"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    APPROVED = "Approved"
+    APPROVAL_REJECTED = "ApprovalRejected"
+    TARGET_DISAPPEARED = "TargetDisappeared"
+    TARGET_NOT_STABLE = "TargetNotStable"
+    CREATING = "Creating"
+    PROGRESSING = "Progressing"
+    AVAILABLE = "Available"
+    GREEN_NAME_CONFLICT = "GreenNameConflict"
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    GREEN_UNAVAILABLE = "GreenUnavailable"
+    TRAFFIC_SWITCHED = "TrafficSwitched"
+    ENDPOINTS_UPDATING = "EndpointsUpdating"
+    ENDPOINTS_NOT_CONFIRMED = "EndpointsNotConfirmed"
+    ENDPOINTS_ON_GREEN = "EndpointsOnGreen"
+    FOLDED = "Folded"
+    FOLD_TIMED_OUT = "FoldTimedOut"
+    ROLLED_BACK = "RolledBack"
+    SUCCEEDED = "Succeeded"
+    # follow-ups
+    TAGGED = "Tagged"
+    PUBLISHED = "Published"
+    NOT_NEEDED = "NotNeeded"
+    OPENED_WITH_CONFLICTS = "OpenedWithConflicts"
+    FILED = "Filed"
+    PENDING = "Pending"
+    COMPLETE = "Complete"
+    OVERDUE = "Overdue"
+    FOLLOWUP_DELAYED = "FollowupDelayed"

@@ -1,0 +1,210 @@
+"""The phases that hold production: Deploying (pin blue, bring green up), Promoted (traffic on green,
+baking, blue warm), Finalizing (fold the hotfix into the original Deployment, restore its shape) and
+RollingBack. Each re-asserts the state it needs from what it observes, so a crash between any two
+steps is repaired by the next reconcile; traffic moves and is confirmed through core.traffic. Pure."""
+
+from __future__ import annotations
+
+import datetime
+
+from hotfix_operator.api import POD_TEMPLATE_HASH, ConditionType, Phase, Reason
+from hotfix_operator.core.actions import CreateDeployment, SetContainerImage
+from hotfix_operator.core.manifests import green_deployment, green_name
+from hotfix_operator.core.observations import DeploymentView
+from hotfix_operator.core.step import ACTIVE_REQUEUE, Step
+from hotfix_operator.core.traffic import (
+    green_pods_left,
+    hold_traffic,
+    owns_green,
+    report_unconfirmed,
+    serving_from,
+    switch,
+    tear_down_green,
+)
+
+
+def deploying(s: Step) -> None:
+    blue, service, t = s.obs.blue, s.obs.service, s.spec.target
+    if blue is None or service is None:
+        s.roll_back(Reason.TARGET_DISAPPEARED, f"Deployment {t.deployment} or Service {t.service} was deleted "
+                    "during the cutover")
+        return
+    if s.bg.blue_hash is None:
+        if not blue.rolled_out:
+            check_deadline(s, s.status.timestamps.approved, Reason.TARGET_NOT_STABLE,
+                           f"Deployment {t.deployment} is itself still rolling out ({blue.updated_replicas}/"
+                           f"{blue.replicas} updated, {blue.available_replicas} available); waiting for it before "
+                           "pinning blue")
+            return
+        pin_blue(s, blue)
+    assert s.bg.original_selector is not None and s.bg.blue_hash is not None
+    hold_traffic(s, s.bg.blue_hash, None, "pin the active Service to blue before green starts")
+    green = s.obs.green
+    if green is None:
+        name = s.bg.green_deployment or green_name(s.release)
+        s.act(CreateDeployment(green_deployment(s.release, blue, name, s.status.incident_id or "")))
+        s.stamp(green_created=s.now)
+        s.set_condition(ConditionType.GREEN_AVAILABLE, "False", Reason.CREATING, f"creating Deployment {name}")
+        s.wait()
+        return
+    if not owns_green(s):
+        s.roll_back(Reason.GREEN_NAME_CONFLICT, f"Deployment {green.name} exists and was not created by this "
+                    "HotfixRelease; refusing to touch it")
+        return
+    if green.rolled_out and green.current_hash:
+        promote(s, green.current_hash, green.available_replicas)
+        return
+    detail = f"{green.available_replicas}/{green.replicas} replicas available"
+    if green.stuck_reason:
+        detail += f": {green.stuck_reason}"
+    s.set_condition(ConditionType.GREEN_AVAILABLE, "False", Reason.PROGRESSING, f"green {green.name}: {detail}")
+    s.say(f"waiting for green {green.name} ({detail})")
+    check_deadline(s, s.status.timestamps.green_created, Reason.PROGRESS_DEADLINE_EXCEEDED,
+                   f"green {green.name} was not available in time ({detail})")
+
+
+def pin_blue(s: Step, blue: DeploymentView) -> None:
+    """Record what the cutover needs to finish or undo it after a restart, before anything changes."""
+    t, service, preview = s.spec.target, s.obs.service, s.obs.preview_service
+    assert service is not None
+    s.update_bg(blue_hash=blue.current_hash, blue_image=blue.container_image(t.container),
+                original_selector=dict(service.selector), green_deployment=green_name(s.release),
+                preview_original_selector=dict(preview.selector) if preview else None,
+                # pinning keeps the very same pods behind the Service: blue serves, as it did
+                active_hash=blue.current_hash, serving_hash=blue.current_hash, serving_since=s.now)
+    s.add_audit("PinnedBlue", f"Service {t.service} pinned to blue {POD_TEMPLATE_HASH}={blue.current_hash}")
+
+
+def check_deadline(s: Step, since: datetime.datetime | None, reason: Reason, message: str) -> None:
+    limit = s.spec.rollout.progress_deadline_seconds
+    if since is not None and (s.now - since).total_seconds() > limit:
+        s.roll_back(reason, f"{message} after {limit}s")
+        return
+    s.say(message)
+    s.wait()
+
+
+def promote(s: Step, green_hash: str, available: int) -> None:
+    s.update_bg(green_hash=green_hash)
+    s.stamp(green_available=s.now)
+    s.set_condition(ConditionType.GREEN_AVAILABLE, "True", Reason.AVAILABLE, f"green {s.bg.green_deployment}: "
+                    f"{available} replicas available ({POD_TEMPLATE_HASH}={green_hash})")
+    hold_traffic(s, green_hash, green_hash, "switch traffic to green")
+    s.enter(Phase.PROMOTED, f"switching traffic to green {s.bg.green_deployment}; the "
+            f"{s.spec.rollout.bake_seconds}s bake starts when the Service's EndpointSlices list only green pods, "
+            "with blue kept warm")
+
+
+def promoted(s: Step) -> None:
+    green, t = s.obs.green, s.spec.target
+    original, green_hash = s.bg.original_selector, s.bg.green_hash
+    if s.obs.service is None or original is None or green_hash is None:
+        s.roll_back(Reason.TARGET_DISAPPEARED, f"Service {t.service} was deleted after the switch")
+        return
+    hold_traffic(s, green_hash, green_hash, "keep traffic on green")
+    if green is None or green.available_replicas < green.replicas:
+        have = f"{green.available_replicas}/{green.replicas} available" if green else "deleted"
+        s.roll_back(Reason.GREEN_UNAVAILABLE, f"green {s.bg.green_deployment} became unavailable during the bake "
+                    f"({have})")
+        return
+    switched = switch(s, green_hash, "green")
+    if switched is None:
+        return
+    s.stamp(promoted=switched)
+    s.set_condition(ConditionType.TRAFFIC_SWITCHED, "True", Reason.ENDPOINTS_ON_GREEN,
+                    f"Service {t.service}'s EndpointSlices list only green pods ({len(s.obs.endpoint_ips)})")
+    bake_end = switched + datetime.timedelta(seconds=s.spec.rollout.bake_seconds)
+    if s.now < bake_end:
+        s.say(f"baking on green until {bake_end:%H:%M:%S}Z; blue is kept warm for instant rollback")
+        s.wait(min((bake_end - s.now).total_seconds(), ACTIVE_REQUEUE))
+        return
+    s.stamp(fold_started=s.now)
+    s.enter(Phase.FINALIZING, f"bake passed; folding {s.spec.artifact.image.split('@')[1][:19]}… into "
+            f"Deployment {t.deployment}")
+
+
+def finalizing(s: Step) -> None:
+    blue, t = s.obs.blue, s.spec.target
+    if blue is None or s.obs.service is None:
+        s.fail(Reason.TARGET_DISAPPEARED, f"Deployment {t.deployment} or Service {t.service} was deleted while "
+               "folding; traffic was on green, which is left running")
+        return
+    if s.bg.folded_hash is None and not fold(s, blue):
+        return
+    folded = s.bg.folded_hash
+    assert folded is not None
+    side = f"Deployment {t.deployment}'s"
+    if s.obs.green is not None:
+        hold_traffic(s, folded, folded, "move traffic to the folded Deployment")
+        switched = switch(s, folded, side)
+        if switched is None:
+            return
+        s.stamp(folded=switched)
+        remove_at = switched + datetime.timedelta(seconds=s.spec.rollout.scale_down_delay_seconds)
+        if s.now < remove_at:
+            s.say(f"traffic is on Deployment {t.deployment}; removing green at {remove_at:%H:%M:%S}Z")
+            s.wait(min((remove_at - s.now).total_seconds(), ACTIVE_REQUEUE))
+            return
+    if tear_down_green(s, folded, side):
+        return
+    s.stamp(completed=s.now)
+    s.set_condition(ConditionType.TRAFFIC_SWITCHED, "True", Reason.FOLDED, f"Deployment {t.deployment} runs "
+                    f"{s.spec.artifact.image.split('@')[1][:19]}… and Service {t.service} has its original selector "
+                    "again")
+    s.enter(Phase.SUCCEEDED, f"hotfix {s.spec.tag} is live in Deployment {t.deployment}; the cluster is back in its "
+            "original shape", reason=Reason.SUCCEEDED)
+
+
+def fold(s: Step, blue: DeploymentView) -> bool:
+    """Roll the original Deployment to the hotfix image while green serves; True once it runs it."""
+    t, green_hash, original = s.spec.target, s.bg.green_hash, s.bg.original_selector
+    assert green_hash is not None and original is not None
+    hold_traffic(s, green_hash, green_hash, "keep traffic on green")
+    if not serving_from(s, green_hash):
+        # rolling the Deployment replaces blue's pods: only while green is seen serving
+        report_unconfirmed(s, green_hash, "green")
+        return False
+    if blue.container_image(t.container) != s.spec.artifact.image:
+        s.act(SetContainerImage(t.deployment, t.container, s.spec.artifact.image))
+        s.say(f"rolling Deployment {t.deployment} to the hotfix image; traffic stays on green")
+        s.wait()
+        return False
+    # Its template now names the hotfix image (checked above), so once its controller has caught up and
+    # every replica is updated and available, the current ReplicaSet runs the hotfix. (When blue already
+    # ran this very image, that is blue's own ReplicaSet, and nothing needs to roll.)
+    if not (blue.rolled_out and blue.current_hash):
+        started = s.status.timestamps.fold_started or s.now
+        if (s.now - started).total_seconds() > s.spec.rollout.progress_deadline_seconds:
+            s.fail(Reason.FOLD_TIMED_OUT, f"Deployment {t.deployment} did not finish rolling out the hotfix image "
+                   f"({blue.available_replicas}/{blue.replicas} available"
+                   f"{': ' + blue.stuck_reason if blue.stuck_reason else ''}); traffic stays on green "
+                   f"{s.bg.green_deployment}, which runs the hotfix — fix the Deployment, then move Service "
+                   f"{t.service}'s selector back to {original} and delete the green Deployment")
+            return False
+        s.say(f"waiting for Deployment {t.deployment} to finish rolling out the hotfix image "
+              f"({blue.updated_replicas}/{blue.replicas} updated)")
+        s.wait()
+        return False
+    s.update_bg(folded_hash=blue.current_hash)
+    return True
+
+
+def rolling_back(s: Step) -> None:
+    original, blue_hash = s.bg.original_selector, s.bg.blue_hash
+    if original is not None and blue_hash is not None:
+        if owns_green(s) or green_pods_left(s):
+            hold_traffic(s, blue_hash, None, "move traffic back to blue")
+        if s.obs.service is not None:
+            restored = switch(s, blue_hash, "blue")
+            if restored is None:
+                return
+            s.stamp(blue_restored=restored)
+        if tear_down_green(s, blue_hash, "blue"):
+            return
+    started = s.status.condition(ConditionType.ROLLED_BACK)
+    cause = started.message.removeprefix("rolling back: ") if started else s.status.message
+    s.stamp(completed=s.now)
+    s.set_condition(ConditionType.ROLLED_BACK, "True", Reason.ROLLED_BACK,
+                    f"blue serves all traffic again; green removed ({cause})")
+    s.enter(Phase.ROLLED_BACK, f"rolled back: blue serves all traffic; cause: {cause}", reason=Reason.ROLLED_BACK,
+            warning=True)

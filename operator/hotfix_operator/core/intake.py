@@ -1,0 +1,149 @@
+"""The phases before production changes: Pending (what the schema cannot check), Verifying (the
+provenance gate, before anyone is asked to approve), Queued (one hotfix per target) and
+AwaitingApproval. Nothing here acts on the cluster. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hotfix_operator.api import POD_TEMPLATE_HASH, ConditionType, Phase, Reason
+from hotfix_operator.core.approvals import REQUIRED_APPROVALS, tally
+from hotfix_operator.core.step import Step
+
+
+def pending(s: Step) -> None:
+    problem = target_problem(s)
+    if problem:
+        s.reject(problem[0], problem[1], condition=ConditionType.INPUT_VALID)
+        return
+    image = s.obs.image
+    if image is None:
+        s.wait()
+        return
+    if not image.ok:
+        if image.transient:
+            s.set_condition(ConditionType.INPUT_VALID, "Unknown", image.reason, f"{image.message}; retrying")
+            s.say(f"cannot check the image yet: {image.message}; retrying")
+            s.wait(10)
+            return
+        s.reject(image.reason, image.message, condition=ConditionType.INPUT_VALID)
+        return
+    t = s.spec.target
+    s.set_condition(ConditionType.INPUT_VALID, "True", Reason.VALID,
+                    f"Deployment {t.deployment} (container {t.container}) and Service {t.service} exist; "
+                    f"image manifest {s.spec.artifact.image.split('@')[1][:19]}… found and matches its digest")
+    s.enter(Phase.VERIFYING, "verifying the image's signed provenance against the namespace's HotfixPolicy")
+
+
+def target_problem(s: Step) -> tuple[Reason, str] | None:
+    t, ns = s.spec.target, s.release.namespace
+    blue, service = s.obs.blue, s.obs.service
+    if blue is None:
+        return Reason.TARGET_NOT_FOUND, f"Deployment {ns}/{t.deployment} does not exist"
+    if blue.container_image(t.container) is None:
+        names = [c.get("name") for c in blue.pod_template.get("spec", {}).get("containers", [])]
+        return Reason.CONTAINER_NOT_FOUND, (f"Deployment {t.deployment} has no container {t.container!r} "
+                                            f"(it has: {', '.join(map(str, names))})")
+    if service is None:
+        return Reason.SERVICE_NOT_FOUND, f"Service {ns}/{t.service} does not exist"
+    if not service.selector:
+        return Reason.SERVICE_HAS_NO_SELECTOR, f"Service {t.service} has no selector; blue-green needs one to switch"
+    if POD_TEMPLATE_HASH in service.selector:
+        return Reason.SERVICE_ALREADY_PINNED, (f"Service {t.service} already selects {POD_TEMPLATE_HASH}="
+                                               f"{service.selector[POD_TEMPLATE_HASH]}; another rollout controls it "
+                                               "— remove that key from its selector first")
+    pod_labels = blue.pod_template.get("metadata", {}).get("labels", {})
+    if any(pod_labels.get(k) != v for k, v in service.selector.items()):
+        return Reason.SERVICE_DOES_NOT_SELECT_TARGET, (f"Service {t.service} selects {dict(service.selector)}, "
+                                                       f"which does not match Deployment {t.deployment}'s pod "
+                                                       f"labels {pod_labels}")
+    if t.preview_service and s.obs.preview_service is None:
+        return Reason.PREVIEW_SERVICE_NOT_FOUND, f"preview Service {ns}/{t.preview_service} does not exist"
+    return None
+
+
+def verifying(s: Step) -> None:
+    check = s.obs.provenance
+    if check is None:
+        s.wait()
+        return
+    if not check.ok:
+        if check.transient:
+            attempts = s.status.verify_attempts + 1
+            delay = min(60.0, 2.0 ** attempts)
+            s.update(verify_attempts=attempts)
+            s.set_condition(ConditionType.PROVENANCE_VERIFIED, "Unknown", check.reason,
+                            f"{check.message}; retry {attempts} in {delay:.0f}s (the gate is never skipped)")
+            s.say(f"cannot verify provenance yet: {check.message}; retrying in {delay:.0f}s")
+            s.wait(delay)
+            return
+        s.update(policy=check.policy)
+        s.reject(check.reason, check.message, condition=ConditionType.PROVENANCE_VERIFIED)
+        return
+    summary = dict(check.summary or {})
+    s.update(policy=check.policy, provenance=summary, verify_attempts=0)
+    s.stamp(verified=s.now)
+    line = provenance_line(summary)
+    s.set_condition(ConditionType.PROVENANCE_VERIFIED, "True", Reason.VERIFIED, line)
+    s.add_audit("ProvenanceVerified", f"policy {check.policy}: {line}")
+    enter_queue_or_approval(s)
+
+
+def provenance_line(summary: Mapping[str, Any]) -> str:
+    """One line a person reads: who signed, which builder, which source and commit."""
+    signers = ", ".join(str(signer.get("signer")) for signer in summary.get("signers", []))
+    commit = str(summary.get("commitSha", ""))
+    predicates = ", ".join(summary.get("predicateTypes", []))
+    return (f"signed by {signers or 'nobody'}; built by {summary.get('builderId')} from "
+            f"{summary.get('sourceRepository')}@{commit[:12]}; predicates {predicates}")
+
+
+def enter_queue_or_approval(s: Step) -> None:
+    if s.obs.queue_ahead:
+        ahead = s.obs.queue_ahead[0]
+        s.update(queued_behind=ahead)
+        s.enter(Phase.QUEUED, f"waiting for HotfixRelease {ahead} to finish with Deployment "
+                f"{s.spec.target.deployment} (one hotfix per target at a time)")
+        s.requeue_after = 5
+        return
+    s.update(queued_behind=None)
+    s.enter(Phase.AWAITING_APPROVAL, approval_hint(s, 0))
+
+
+def queued(s: Step) -> None:
+    if s.obs.queue_ahead:
+        if s.obs.queue_ahead[0] != s.status.queued_behind:
+            s.update(queued_behind=s.obs.queue_ahead[0])
+            s.say(f"waiting for HotfixRelease {s.obs.queue_ahead[0]} to finish with Deployment "
+                  f"{s.spec.target.deployment}")
+        s.wait(5)
+        return
+    enter_queue_or_approval(s)
+
+
+def approval_hint(s: Step, have: int) -> str:
+    return (f"needs {REQUIRED_APPROVALS - have} more approval(s) from a user other than "
+            f"{s.spec.requested_by} who holds the `approve` verb: kubectl -n {s.release.namespace} "
+            f"patch hfr {s.release.name} --type=json -p '[{{\"op\":\"add\",\"path\":"
+            f"\"/spec/approval/approvals/-\",\"value\":{{\"approver\":\"<you>\",\"decision\":\"Approve\"}}}}]'")
+
+
+def awaiting_approval(s: Step) -> None:
+    counted = tally(s.spec)
+    s.update(approved_by=counted.approvers, approvals_required=REQUIRED_APPROVALS)
+    if counted.rejection is not None:
+        who, comment = counted.rejection.approver, counted.rejection.comment
+        s.reject(Reason.APPROVAL_REJECTED, f"rejected by {who}" + (f": {comment}" if comment else ""),
+                 condition=ConditionType.APPROVED, actor=who)
+        return
+    note = f" (ignored: {'; '.join(counted.ignored)})" if counted.ignored else ""
+    if len(counted.approvers) < REQUIRED_APPROVALS:
+        hint = approval_hint(s, len(counted.approvers)) + note
+        s.set_condition(ConditionType.APPROVED, "False", Reason.AWAITING_APPROVAL, hint)
+        s.say(hint)
+        return
+    names = ", ".join(counted.approvers)
+    s.stamp(approved=s.now)
+    s.set_condition(ConditionType.APPROVED, "True", Reason.APPROVED, f"approved by {names}{note}")
+    s.enter(Phase.DEPLOYING, f"approved by {names}; starting green next to blue", reason=Reason.APPROVED, actor=names)

@@ -1,0 +1,90 @@
+"""One reconcile of the lifecycle: the status being built, the actions to run, and the transitions
+every phase shares (enter a phase, reject, roll back, fail). The phases themselves live in
+core.intake and core.cutover; core.lifecycle dispatches to them."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotfix_operator.api import OPERATOR, ConditionType, Phase
+from hotfix_operator.core.actions import Action, Event
+from hotfix_operator.core.model import BlueGreen, Spec, Status
+from hotfix_operator.core.observations import Observations
+from hotfix_operator.core.status_builder import StatusBuilder
+
+# While a phase waits on the cluster, look again this often (seconds).
+ACTIVE_REQUEUE = 1.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: Status
+    actions: tuple[Action, ...] = ()
+    events: tuple[Event, ...] = ()
+    # seconds until the next reconcile is needed; None = only when the object changes
+    requeue_after: float | None = None
+
+
+@dataclass
+class Step(StatusBuilder):
+    obs: Observations = field(kw_only=True)
+    actions: list[Action] = field(default_factory=list)
+
+    @property
+    def spec(self) -> Spec:
+        return self.release.spec
+
+    @property
+    def bg(self) -> BlueGreen:
+        return self.status.blue_green
+
+    def update_bg(self, **changes: Any) -> None:
+        self.update(blue_green=self.bg.model_copy(update=changes))
+
+    def stamp(self, **changes: datetime.datetime) -> None:
+        """Set timestamps that are not set yet; a timestamp, once written, is a fact."""
+        current = self.status.timestamps
+        fresh = {k: v for k, v in changes.items() if getattr(current, k) is None}
+        if fresh:
+            self.update(timestamps=current.model_copy(update=fresh))
+
+    def act(self, action: Action) -> None:
+        self.actions.append(action)
+
+    def wait(self, seconds: float = ACTIVE_REQUEUE) -> None:
+        self.requeue(seconds)
+
+    def say(self, message: str) -> None:
+        self.update(message=message)
+
+    def enter(self, phase: Phase, message: str, *, reason: str | None = None, actor: str = OPERATOR,
+              warning: bool = False) -> None:
+        """Move to `phase`: message, Event and audit entry; a non-terminal phase continues at once."""
+        self.update(phase=phase, message=message)
+        self.post_event("Warning" if warning else "Normal", reason or phase.value, message, actor)
+        self.add_audit(phase.value, message, actor)
+        if not phase.terminal:
+            self.requeue(0)
+
+    def reject(self, reason: str, message: str, *, condition: ConditionType | None = None,
+               actor: str = OPERATOR) -> None:
+        if condition:
+            self.set_condition(condition, "False", reason, message)
+        self.enter(Phase.REJECTED, message, reason=reason, actor=actor, warning=True)
+
+    def roll_back(self, reason: str, message: str, actor: str = OPERATOR) -> None:
+        if not self.spec.rollout.auto_rollback and actor == OPERATOR:
+            self.enter(Phase.FAILED, f"{message}; autoRollback is off, so nothing was undone: set spec.abort=true "
+                       "to roll back", reason=reason, warning=True)
+            return
+        self.stamp(rollback_started=self.now)
+        self.set_condition(ConditionType.ROLLED_BACK, "False", reason, f"rolling back: {message}")
+        self.enter(Phase.ROLLING_BACK, message, reason=reason, actor=actor, warning=True)
+
+    def fail(self, reason: str, message: str) -> None:
+        self.enter(Phase.FAILED, message, reason=reason, warning=True)
+
+    def decision(self) -> Decision:
+        return Decision(self.status, tuple(self.actions), tuple(self.events), self.requeue_after)

@@ -1,0 +1,142 @@
+"""Where traffic goes, and proof that it went there. Pure.
+
+The operator points Services with selectors, but traffic follows the EndpointSlices the
+controller-manager publishes, which may lag or stall. So a switch counts only once the active
+Service's EndpointSlices list ready pods of the new side and no others; nothing that serves, or that
+the Service would fall back to, is removed before that; and every "since the switch" timer starts at
+the time it was seen. Past SWITCH_CONFIRM_SECONDS the operator warns, once, and keeps both sides up.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+
+from hotfix_operator.api import LABEL_RELEASE_UID, OPERATOR, POD_TEMPLATE_HASH, ConditionType, Reason
+from hotfix_operator.core.actions import DeleteDeployment, SetServiceSelector
+from hotfix_operator.core.step import Step
+
+# How long a selector change may take to show on the EndpointSlices before the operator warns. It never
+# gives up: both sides stay up until the change is seen, however long that takes.
+SWITCH_CONFIRM_SECONDS = 15.0
+
+
+def ensure_selector(s: Step, service: str, desired: Mapping[str, str], why: str) -> None:
+    current = s.obs.service if service == s.spec.target.service else s.obs.preview_service
+    if current is not None and dict(current.selector) != dict(desired):
+        s.act(SetServiceSelector(service, dict(desired), why))
+
+
+def pinned(s: Step, pod_hash: str) -> dict[str, str]:
+    """The target Service's original selector narrowed to one ReplicaSet's pods."""
+    assert s.bg.original_selector is not None
+    return {**s.bg.original_selector, POD_TEMPLATE_HASH: pod_hash}
+
+
+def hold_traffic(s: Step, active_hash: str, preview_hash: str | None, why: str) -> None:
+    """Re-assert both Services this release owns: the active one on `active_hash`, the preview on
+    `preview_hash` (None: its original selector). A change of the active hash opens a pending switch."""
+    t = s.spec.target
+    ensure_selector(s, t.service, pinned(s, active_hash), why)
+    if t.preview_service:
+        preview = pinned(s, preview_hash) if preview_hash else s.bg.preview_original_selector
+        if preview is not None:
+            ensure_selector(s, t.preview_service, preview, f"preview Service: {why}")
+    if s.bg.active_hash != active_hash:
+        s.update_bg(active_hash=active_hash, switch_from=s.bg.active_hash, switch_requested=s.now, switch_warned=False)
+
+
+def serving_from(s: Step, pod_hash: str) -> bool:
+    """The active Service's EndpointSlices list ready pods, and only pods of `pod_hash`."""
+    endpoints = s.obs.endpoint_ips
+    return bool(endpoints) and endpoints <= s.obs.pod_ips_by_hash.get(pod_hash, frozenset())
+
+
+def switch(s: Step, to_hash: str, side: str) -> datetime.datetime | None:
+    """When traffic was first seen on `side` (pods of `to_hash`), or None while the EndpointSlices do
+    not show it yet. The TrafficSwitched audit entry is written here, at the observed time."""
+    bg, t = s.bg, s.spec.target
+    if bg.switch_requested is None and bg.serving_hash == to_hash:
+        return bg.serving_since
+    service = s.obs.service
+    if service is None or dict(service.selector) != pinned(s, to_hash) or not serving_from(s, to_hash):
+        report_unconfirmed(s, to_hash, side)
+        return None
+    before = bg.switch_from or bg.serving_hash
+    s.update_bg(serving_hash=to_hash, serving_since=s.now, switch_from=None, switch_requested=None,
+                switch_warned=False)
+    line = (f"Service {t.service}: {POD_TEMPLATE_HASH} {before} -> {to_hash}; its EndpointSlices list only "
+            f"{side} pods ({len(s.obs.endpoint_ips)} ready)")
+    s.add_audit(Reason.TRAFFIC_SWITCHED, line)
+    s.post_event("Normal", Reason.TRAFFIC_SWITCHED, line)
+    return s.now
+
+
+def report_unconfirmed(s: Step, to_hash: str, side: str) -> None:
+    """Say how far the switch to `side` has got; past the bound, warn once. Nothing is removed."""
+    t, endpoints = s.spec.target, s.obs.endpoint_ips
+    on_side = len(endpoints & s.obs.pod_ips_by_hash.get(to_hash, frozenset()))
+    detail = f"{on_side} of {len(endpoints)} ready endpoints of Service {t.service} are {side} pods"
+    waited = (s.now - (s.bg.switch_requested or s.now)).total_seconds()
+    if waited < SWITCH_CONFIRM_SECONDS:
+        s.set_condition(ConditionType.TRAFFIC_SWITCHED, "Unknown", Reason.ENDPOINTS_UPDATING, detail)
+        s.say(f"waiting for Service {t.service}'s EndpointSlices to list only {side} pods ({detail})")
+    else:
+        message = (f"Service {t.service}'s EndpointSlices still do not list only {side} pods {waited:.0f}s after "
+                   f"its selector moved ({detail}); both sides are kept running until they do. Check that "
+                   "kube-controller-manager (its EndpointSlice controller) is running and up to date")
+        s.set_condition(ConditionType.TRAFFIC_SWITCHED, "Unknown", Reason.ENDPOINTS_NOT_CONFIRMED, message)
+        s.say(message)
+        if not s.bg.switch_warned:
+            s.update_bg(switch_warned=True)
+            s.post_event("Warning", Reason.ENDPOINTS_NOT_CONFIRMED, message, OPERATOR)
+    s.wait()
+
+
+def owns_green(s: Step) -> bool:
+    green = s.obs.green
+    return green is not None and green.labels.get(LABEL_RELEASE_UID) == s.release.uid
+
+
+def green_pods_left(s: Step) -> bool:
+    return s.obs.green_pod_count > 0
+
+
+def tear_down_green(s: Step, serving_hash: str, side: str) -> bool:
+    """Delete green once `side` is seen serving, wait for its pods to go, give the Services their
+    original selectors back, and see `side` serving behind them. True while any of that is under way."""
+    t = s.spec.target
+    # With no Service there is nothing to route; otherwise never delete what may still serve.
+    serving = s.obs.service is None or serving_from(s, serving_hash)
+    if owns_green(s):
+        assert s.obs.green is not None
+        if not serving:
+            report_unconfirmed(s, serving_hash, side)
+            return True
+        s.act(DeleteDeployment(s.obs.green.name, s.release.uid))
+        s.say(f"removing green {s.obs.green.name}")
+    elif green_pods_left(s):
+        s.say("waiting for green pods to terminate")
+    elif restore_selectors(s):
+        s.say(f"restoring Service {t.service}'s original selector")
+    elif not serving:
+        s.say(f"waiting for Service {t.service}'s EndpointSlices to list {side} pods under its original selector")
+    else:
+        return False
+    s.wait()
+    return True
+
+
+def restore_selectors(s: Step) -> bool:
+    """Emit what is needed to give both Services their original selectors; True while not done."""
+    t, bg = s.spec.target, s.bg
+    pending = False
+    if bg.original_selector is not None and s.obs.service is not None and \
+            dict(s.obs.service.selector) != bg.original_selector:
+        s.act(SetServiceSelector(t.service, bg.original_selector, "restore the original selector"))
+        pending = True
+    if t.preview_service and bg.preview_original_selector is not None and s.obs.preview_service is not None and \
+            dict(s.obs.preview_service.selector) != bg.preview_original_selector:
+        s.act(SetServiceSelector(t.preview_service, bg.preview_original_selector, "restore the preview Service"))
+        pending = True
+    return pending

@@ -1,0 +1,184 @@
+"""The controller's contract, with fake adapters and a fake clock: one reconcile reads the release,
+runs the gate its phase needs, writes status before it acts, posts the Events, and reports whether
+the release needs more reconciles. The cluster itself is the toy world of the core's tests."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, cast
+
+from hotfix_operator.adapters.kube import KubeAdapter
+from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ResolvedPolicy
+from hotfix_operator.api import Phase
+from hotfix_operator.controller import Controller
+from hotfix_operator.core.actions import Action, Event
+from hotfix_operator.core.model import Release, Status
+from hotfix_operator.core.observations import ImageCheck, Observations, ProvenanceCheck
+from hotfix_operator.followup_runner import FollowupRunner
+from hotfix_operator.gates import Gates
+from hotfix_operator.metrics import Metrics
+from tests.core.world import World
+from tests.support.releases import T0, release_object, release_spec
+
+
+class FakeKube:
+    """The KubeAdapter's surface, over a toy world; every call is logged in order."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.status: dict[str, Any] = {}
+        self.calls: list[str] = []
+        self.events: list[Event] = []
+        self.gone = False
+
+    def get_release(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append("get")
+        if self.gone:
+            return None
+        release = self.world.release
+        return {"metadata": {"name": release.name, "namespace": release.namespace, "uid": release.uid,
+                             "generation": release.generation, "creationTimestamp": release.created.isoformat()},
+                "spec": release.spec.model_dump(by_alias=True), "status": self.status}
+
+    def observe(self, release: Release, status: Status, now: datetime.datetime, image: ImageCheck | None,
+                provenance: ProvenanceCheck | None = None) -> Observations:
+        self.calls.append("observe")
+        self.world.now = now
+        observed = self.world.observe()
+        return Observations(**{**observed.__dict__, "image": image, "provenance": provenance})
+
+    def write_status(self, release: Release, status: Status) -> None:
+        self.calls.append("write")
+        self.status = status.to_json()
+
+    def execute(self, release: Release, action: Action) -> str:
+        self.calls.append(f"act:{type(action).__name__}")
+        self.world.apply(action)
+        return "done"
+
+    def post_event(self, release: Release, event: Event, now: datetime.datetime) -> None:
+        self.calls.append("event")
+        self.events.append(event)
+
+
+class FakeGates:
+    def __init__(self) -> None:
+        self.checked: list[str] = []
+
+    def check_image(self, release: Release, policies: Any) -> ImageCheck:
+        self.checked.append("image")
+        policies.for_namespace(release.namespace)
+        return ImageCheck(ok=True)
+
+    def check_provenance(self, release: Release, policies: Any) -> ProvenanceCheck:
+        self.checked.append("provenance")
+        policies.for_namespace(release.namespace)
+        return World(release).provenance
+
+
+class CountingPolicies:
+    def __init__(self, problem: PolicyProblem | None = None) -> None:
+        self.reads = 0
+        self.problem = problem
+
+    def for_namespace(self, namespace: str) -> ResolvedPolicy:
+        self.reads += 1
+        if self.problem is not None:
+            raise self.problem
+        return cast(ResolvedPolicy, object())
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime.datetime:
+        self.now += datetime.timedelta(seconds=1)
+        return self.now
+
+
+def controller_for(release: Release, policies: CountingPolicies | None = None,
+                   followup: FollowupRunner | None = None) -> tuple[Controller, FakeKube, FakeGates]:
+    kube, gates = FakeKube(World(release)), FakeGates()
+    controller = Controller(cast(KubeAdapter, kube), cast(PolicyResolver, policies or CountingPolicies()),
+                            cast(Gates, gates), Metrics(), clock=Clock(), followup=followup)
+    return controller, kube, gates
+
+
+def approved() -> Release:
+    return release_object(release_spec(approvals=(("bob", "Approve"),), rollout={"bakeSeconds": 2}))
+
+
+def test_status_is_written_before_any_action_and_events_come_last() -> None:
+    controller, kube, _ = controller_for(approved())
+    for _ in range(6):
+        kube.calls.clear()
+        controller.reconcile_once("shop", "checkout-hotfix")
+        kube.world.tick()
+        acts = [i for i, call in enumerate(kube.calls) if call.startswith("act:")]
+        if acts:
+            break
+    else:
+        raise AssertionError("no reconcile acted")
+    write, events = kube.calls.index("write"), [i for i, c in enumerate(kube.calls) if c == "event"]
+    assert kube.calls[:2] == ["get", "observe"]
+    assert write < min(acts), kube.calls
+    assert not events or min(events) > max(acts), kube.calls
+
+
+def test_each_gate_runs_only_in_its_phase_and_resolves_the_policy_once() -> None:
+    policies = CountingPolicies()
+    controller, _, gates = controller_for(approved(), policies)
+    seen = []
+    for _ in range(4):
+        reads, checked = policies.reads, len(gates.checked)
+        outcome = controller.reconcile_once("shop", "checkout-hotfix")
+        seen.append((outcome.phase, gates.checked[checked:], policies.reads - reads))
+    assert seen == [
+        (Phase.PENDING, [], 0),  # a new release is initialised without any gate
+        (Phase.VERIFYING, ["image"], 1),
+        (Phase.AWAITING_APPROVAL, ["provenance"], 1),
+        (Phase.DEPLOYING, [], 0),
+    ]
+
+
+def test_it_runs_to_succeeded_and_then_says_done() -> None:
+    controller, kube, _ = controller_for(approved())
+    for _ in range(80):
+        outcome = controller.reconcile_once("shop", "checkout-hotfix")
+        if outcome.done:
+            break
+        kube.world.tick()
+    assert outcome.phase == Phase.SUCCEEDED and outcome.done
+    assert Status.model_validate(kube.status).phase == Phase.SUCCEEDED
+
+
+def test_failed_is_not_done_because_abort_can_still_roll_back() -> None:
+    release = release_object(release_spec(approvals=(("bob", "Approve"),),
+                                          rollout={"progressDeadlineSeconds": 10, "autoRollback": False}))
+    controller, kube, _ = controller_for(release)
+    kube.world.green_ready_after = None
+    for _ in range(60):
+        outcome = controller.reconcile_once("shop", "checkout-hotfix")
+        if outcome.phase == Phase.FAILED:
+            break
+        kube.world.tick()
+    assert outcome.phase == Phase.FAILED and not outcome.done
+
+
+def test_a_deleted_release_is_done() -> None:
+    controller, kube, _ = controller_for(approved())
+    kube.gone = True
+    outcome = controller.reconcile_once("shop", "checkout-hotfix")
+    assert outcome.done and outcome.phase is None and kube.calls == ["get"]
+
+
+def test_follow_ups_wait_for_a_readable_policy_and_keep_the_release_in_view() -> None:
+    policies = CountingPolicies(PolicyProblem("PolicyUnavailable", "API down", transient=True))
+    runner = FollowupRunner()
+    controller, kube, _ = controller_for(approved(), policies, followup=runner)
+    kube.status = Status(phase=Phase.SUCCEEDED).to_json()
+    outcome = controller.reconcile_once("shop", "checkout-hotfix")
+    assert outcome.phase == Phase.SUCCEEDED and not outcome.done
+    assert outcome.requeue_after is not None and outcome.requeue_after <= runner.settings.check_seconds
+    assert policies.reads == 1
