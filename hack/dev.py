@@ -130,11 +130,19 @@ def demo(k, state: dict[str, str], total: int, operator: subprocess.Popen[bytes]
           f"builder {facts.get('builderId')},\n  signer {facts.get('signers', [{}])[0].get('signer')}, "
           f"predicates {facts.get('predicateTypes')}")
 
-    step(8, total, "bob approves; the operator deploys green, switches traffic, bakes, folds back")
-    patch = json.dumps([{"op": "add", "path": "/spec/approval/approvals/-", "value": {
-        "approver": "bob", "decision": "Approve", "comment": "diff reviewed; rollback plan is automatic"}}])
+    step(8, total, "alice tries to approve in bob's name; the API server refuses. bob approves as himself")
+    forged = approval_patch("bob", ["hotfix:approvers", "system:authenticated"], "looks fine to me")
+    local = LocalCluster(LOCAL)
+    refused = subprocess.run([local.toolchain.kubectl, "--kubeconfig", str(local.user_kubeconfig("alice")), "patch",
+                              "hfr", RELEASE, "-n", NAMESPACE, "--type=json", "-p", forged],
+                             text=True, capture_output=True)
+    print("  alice> " + (refused.stderr.strip().splitlines() or ["(accepted?!)"])[-1][:300])
+    if refused.returncode == 0:
+        return 1
+    whoami = json.loads(k("auth", "whoami", "-o", "json", user="bob"))["status"]["userInfo"]
+    patch = approval_patch(whoami["username"], whoami["groups"], "diff reviewed; rollback plan is automatic")
     approved_at = time.monotonic()
-    print("  " + k("patch", "hfr", RELEASE, "-n", NAMESPACE, "--type=json", "-p", patch, user="bob").strip())
+    print("  bob>   " + k("patch", "hfr", RELEASE, "-n", NAMESPACE, "--type=json", "-p", patch, user="bob").strip())
     last = watch(k, until=TERMINAL, timeout=300)
     elapsed = time.monotonic() - approved_at
     obj = json.loads(k("get", "hfr", RELEASE, "-n", NAMESPACE, "-o", "json"))
@@ -152,6 +160,12 @@ def demo(k, state: dict[str, str], total: int, operator: subprocess.Popen[bytes]
     except KeyboardInterrupt:
         print("\nstopping the operator")
     return 0
+
+
+def approval_patch(approver: str, groups: list[str], comment: str) -> str:
+    """The JSON patch an approver sends: their name and groups as the API server knows them."""
+    return json.dumps([{"op": "add", "path": "/spec/approval/approvals/-", "value": {
+        "approver": approver, "decision": "Approve", "groups": groups, "comment": comment}}])
 
 
 def watch(k, until: set[str], timeout: float) -> str:  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, Res
 from hotfix_operator.api import Phase
 from hotfix_operator.controller import Controller
 from hotfix_operator.core.actions import Action, Event
+from hotfix_operator.core.governance import ApprovalCheck, GovernanceRules
 from hotfix_operator.core.model import Release, Status
 from hotfix_operator.core.observations import ImageCheck, Observations, ProvenanceCheck
 from hotfix_operator.followup_runner import FollowupRunner
@@ -41,11 +42,13 @@ class FakeKube:
                 "spec": release.spec.model_dump(by_alias=True), "status": self.status}
 
     def observe(self, release: Release, status: Status, now: datetime.datetime, image: ImageCheck | None,
-                provenance: ProvenanceCheck | None = None) -> Observations:
+                provenance: ProvenanceCheck | None = None, *, rules: GovernanceRules | None = None,
+                approvals: ApprovalCheck | None = None) -> Observations:
         self.calls.append("observe")
         self.world.now = now
         observed = self.world.observe()
-        return Observations(**{**observed.__dict__, "image": image, "provenance": provenance})
+        return Observations(**{**observed.__dict__, "image": image, "provenance": provenance, "rules": rules,
+                               "approvals": approvals})
 
     def write_status(self, release: Release, status: Status) -> None:
         self.calls.append("write")
@@ -74,6 +77,14 @@ class FakeGates:
         self.checked.append("provenance")
         policies.for_namespace(release.namespace)
         return World(release).provenance
+
+    def rules(self, release: Release, policies: Any) -> GovernanceRules | None:
+        policies.for_namespace(release.namespace)  # a second reader in the same reconcile: served from its cache
+        return GovernanceRules()
+
+    def check_approvals(self, release: Release) -> ApprovalCheck:
+        self.checked.append("approvals")
+        return World(release).approval_check()
 
 
 class CountingPolicies:
@@ -134,11 +145,12 @@ def test_each_gate_runs_only_in_its_phase_and_resolves_the_policy_once() -> None
         reads, checked = policies.reads, len(gates.checked)
         outcome = controller.reconcile_once("shop", "checkout-hotfix")
         seen.append((outcome.phase, gates.checked[checked:], policies.reads - reads))
+    # every reconcile before the switch reads the policy's rules; the gate of the phase shares that read
     assert seen == [
-        (Phase.PENDING, [], 0),  # a new release is initialised without any gate
+        (Phase.PENDING, [], 1),  # a new release is initialised without any gate (its SLA comes from the policy)
         (Phase.VERIFYING, ["image"], 1),
         (Phase.AWAITING_APPROVAL, ["provenance"], 1),
-        (Phase.DEPLOYING, [], 0),
+        (Phase.DEPLOYING, ["approvals"], 1),
     ]
 
 

@@ -30,6 +30,8 @@ ROLE_GREEN = "green"
 # Annotations on green, for a person reading `kubectl get deploy -o yaml`.
 ANNOTATION_TAG = "hotfix.dev/tag"
 ANNOTATION_INCIDENT = "hotfix.dev/incident"
+# On a HotfixRelease a GitOps tool files for someone else: the tool's identity (admission checks it).
+ANNOTATION_REQUESTED_THROUGH = "hotfix.dev/requested-through"
 # Kopf's own bookkeeping (progress, diff base) and the finalizer that rolls back before deletion.
 KOPF_PREFIX = "hotfix.dev"
 FINALIZER = "hotfix.dev/cleanup"
@@ -53,10 +55,11 @@ class Phase(enum.StrEnum):
     ROLLING_BACK = "RollingBack"
     ROLLED_BACK = "RolledBack"
     FAILED = "Failed"
+    EXPIRED = "Expired"
 
     @property
     def terminal(self) -> bool:
-        return self in (Phase.SUCCEEDED, Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED)
+        return self in (Phase.SUCCEEDED, Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED, Phase.EXPIRED)
 
     @property
     def holds_target(self) -> bool:
@@ -66,7 +69,7 @@ class Phase(enum.StrEnum):
     @property
     def stalled(self) -> bool:
         """Terminal phases that need a person (kstatus Stalled)."""
-        return self in (Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED)
+        return self in (Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED, Phase.EXPIRED)
 
 
 class ConditionType(enum.StrEnum):
@@ -81,6 +84,7 @@ class ConditionType(enum.StrEnum):
     GREEN_AVAILABLE = "GreenAvailable"
     TRAFFIC_SWITCHED = "TrafficSwitched"
     ROLLED_BACK = "RolledBack"
+    SLA_BREACHED = "SLABreached"
     # the follow-ups after the bake
     RELEASED = "Released"
     BACKPORT_OPENED = "BackportOpened"
@@ -124,6 +128,11 @@ class Reason(enum.StrEnum):
     FOLD_TIMED_OUT = "FoldTimedOut"
     ROLLED_BACK = "RolledBack"
     SUCCEEDED = "Succeeded"
+    EXPIRED = "Expired"
+    SLA_BREACHED = "SLABreached"
+    WAIT_TIMER = "WaitTimer"
+    ADMISSION_POLICY_MISSING = "AdmissionPolicyMissing"
+    APPROVAL_NOT_AUTHORIZED = "ApprovalNotAuthorized"
     # follow-ups
     TAGGED = "Tagged"
     PUBLISHED = "Published"

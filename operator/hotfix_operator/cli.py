@@ -19,6 +19,7 @@ def _run(args: argparse.Namespace) -> int:
     from kubernetes import client, config
 
     from hotfix_operator import handlers
+    from hotfix_operator.adapters.authorization import ApprovalAuthority
     from hotfix_operator.adapters.kube import KubeAdapter
     from hotfix_operator.adapters.policies import PolicyResolver
     from hotfix_operator.adapters.registry import RegistryClient, RegistryCredentials
@@ -45,8 +46,9 @@ def _run(args: argparse.Namespace) -> int:
     followup = FollowupRunner(FollowupSettings(
         check_seconds=args.postmortem_check_seconds, deadline_seconds=args.postmortem_deadline_seconds,
         github_write_interval=args.github_write_interval, backoff_seconds=args.followup_backoff_seconds))
-    controller = Controller(KubeAdapter(api), PolicyResolver(api, args.operator_namespace),
-                            Gates(registry, ca_file=args.registry_ca_file), metrics, followup=followup)
+    gates = Gates(registry, ApprovalAuthority(api), ca_file=args.registry_ca_file)
+    controller = Controller(KubeAdapter(api), PolicyResolver(api, args.operator_namespace), gates, metrics,
+                            followup=followup)
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
 

@@ -12,15 +12,17 @@ from dataclasses import dataclass
 
 from hotfix_operator.adapters.kube import KubeAdapter
 from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ReconcilePolicies
-from hotfix_operator.api import Phase
+from hotfix_operator.api import OPERATOR, Phase
 from hotfix_operator.core.lifecycle import (
     followups_due,
     is_finished,
+    needs_approval_check,
     needs_image_check,
     needs_provenance_check,
+    needs_rules,
     reconcile,
 )
-from hotfix_operator.core.model import Release, Status
+from hotfix_operator.core.model import Abort, Release, Status
 from hotfix_operator.followup_runner import FollowupRunner
 from hotfix_operator.gates import Gates
 from hotfix_operator.metrics import Metrics
@@ -65,13 +67,19 @@ class Controller:
             return Outcome(None, None, done=True)
         release = Release.from_body(body)
         if force_abort:
-            release = release.model_copy(update={"spec": release.spec.model_copy(update={"abort": True})})
+            # the finalizer of a release deleted mid-cutover: who deleted it is in the API server's audit log
+            deleted = Abort(by=OPERATOR, reason="the HotfixRelease was deleted while it held production")
+            release = release.model_copy(update={"spec": release.spec.model_copy(update={"abort": deleted})})
         status = Status.from_body(body)
         policies = ReconcilePolicies(self.policies)
         now = self.clock()
         image = self.gates.check_image(release, policies) if needs_image_check(status) else None
         provenance = self.gates.check_provenance(release, policies) if needs_provenance_check(status) else None
-        observations = self.kube.observe(release, status, now, image, provenance)
+        rules = self.gates.rules(release, policies) if needs_rules(status) else None
+        approvals = self.gates.check_approvals(release) if needs_approval_check(status) else None
+        if approvals is not None:
+            self.metrics.admission_policy_installed.set(1 if approvals.admission.ok else 0)
+        observations = self.kube.observe(release, status, now, image, provenance, rules=rules, approvals=approvals)
         decision = reconcile(release, status, observations)
         if decision.status != status:
             self.kube.write_status(release, decision.status)

@@ -12,10 +12,12 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+from hotfix_operator.adapters.authorization import ApprovalAuthority
 from hotfix_operator.adapters.discovery import discover
 from hotfix_operator.adapters.evidence_fetch import fetch_evidence
 from hotfix_operator.adapters.policies import PolicyProblem, PolicySource, ResolvedPolicy
 from hotfix_operator.adapters.registry import ImageReference, RegistryClient, RegistryCredentials, RegistryError
+from hotfix_operator.core.governance import ApprovalCheck, GovernanceRules
 from hotfix_operator.core.model import Release
 from hotfix_operator.core.observations import ImageCheck, ProvenanceCheck
 from hotfix_operator.formats import utc_iso
@@ -25,9 +27,25 @@ RegistryFactory = Callable[[RegistryCredentials | None], RegistryClient]
 
 
 class Gates:
-    def __init__(self, registry: RegistryFactory, ca_file: str | None = None) -> None:
+    def __init__(self, registry: RegistryFactory, authority: ApprovalAuthority, ca_file: str | None = None) -> None:
         self.registry = registry
+        self.authority = authority
         self.ca_file = ca_file
+
+    def rules(self, release: Release, policies: PolicySource) -> GovernanceRules | None:
+        """The namespace's approval, expiry and SLA rules; None while its policy cannot be read."""
+        try:
+            return policies.for_namespace(release.namespace).rules
+        except PolicyProblem:
+            return None
+
+    def check_approvals(self, release: Release) -> ApprovalCheck:
+        """The admission policy as shipped, then each approver's right, checked now. Fails closed."""
+        admission = self.authority.admission_policy()
+        if not admission.ok:
+            return ApprovalCheck(admission)
+        authors = [a for a in release.spec.approval.approvals if a.approver != release.spec.requested_by]
+        return ApprovalCheck(admission, self.authority.rights(release.namespace, authors))
 
     def check_image(self, release: Release, policies: PolicySource) -> ImageCheck:
         """The image manifest, read by digest from its registry and hash-checked."""

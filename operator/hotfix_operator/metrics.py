@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hotfix_operator.core.followup import FollowupDecision
 from hotfix_operator.core.model import Status
@@ -30,6 +30,9 @@ class Metrics:
         self.postmortems_overdue = Counter("hotfix_postmortems_overdue_total",
                                            "Hotfixes whose post-mortem missed its deadline (an issue was opened)",
                                            registry=self.registry)
+        self.admission_policy_installed = Gauge(
+            "hotfix_admission_policy_installed", "1 when the shipped admission policy and binding are installed "
+            "unaltered; 0 stops every approval (kubectl apply -f crds/admission.yaml)", registry=self.registry)
         self.reconcile_errors = Counter("hotfix_reconcile_errors_total", "Reconciles that raised and were retried",
                                         registry=self.registry)
 

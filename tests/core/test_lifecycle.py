@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hotfix_operator.api import AUDIT_LIMIT, POD_TEMPLATE_HASH, Phase
 from hotfix_operator.core.actions import DeleteDeployment, SetServiceSelector
 from hotfix_operator.core.lifecycle import Decision, incident_id, reconcile
-from hotfix_operator.core.model import AuditEntry, Release, Status
+from hotfix_operator.core.model import Abort, AuditEntry, Release, Status
 from hotfix_operator.core.observations import ImageCheck, ProvenanceCheck
 from hotfix_operator.core.traffic import SWITCH_CONFIRM_SECONDS
 from tests.core.world import APP, BLUE_IMAGE, World
@@ -24,7 +24,9 @@ TERMINAL = {Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.REJECTED, Phase.FAILED}
 
 def make_release(approvals: tuple[tuple[str, str], ...] = (), abort: bool = False, **rollout: Any) -> Release:
     timings = {"progressDeadlineSeconds": 30, "bakeSeconds": 5, "scaleDownDelaySeconds": 2, **rollout}
-    spec = release_spec(approvals=approvals, abort=abort, rollout=timings)
+    spec = release_spec(approvals=approvals, rollout=timings)
+    if abort:
+        spec["abort"] = {"by": "alice", "reason": "wrong commit"}
     return release_object(spec)
 
 
@@ -32,8 +34,8 @@ def approved(**rollout: Any) -> Release:
     return make_release((("bob", "Approve"),), **rollout)
 
 
-def aborted(release: Release) -> Release:
-    return release.model_copy(update={"spec": release.spec.model_copy(update={"abort": True})})
+def aborted(release: Release, by: str = "bob", reason: str = "error rate doubled") -> Release:
+    return release.model_copy(update={"spec": release.spec.model_copy(update={"abort": Abort(by=by, reason=reason)})})
 
 
 def run_until(world: World, status: Status, done: Callable[[Status], bool], steps: int = 200,
@@ -195,20 +197,49 @@ class TestRollback:
         world = World(approved(progressDeadlineSeconds=10, autoRollback=False), green_ready_after=None)
         status, _ = drive(world)
         assert status.phase == Phase.FAILED
-        assert "set spec.abort=true" in status.message
+        assert "set spec.abort (by, reason)" in status.message
         assert world.selector.get(POD_TEMPLATE_HASH) is not None, "left for a person, pinned to blue"
         world.release = aborted(world.release)
         status, _ = drive(world, status)
         assert status.phase == Phase.ROLLED_BACK and world.selector == APP
 
-    def test_abort_before_deployment_rejects_and_after_folding_is_ignored(self) -> None:
+    def test_abort_before_deployment_rejects_naming_who_and_why(self) -> None:
         world = World(make_release(abort=True))
         status, _ = drive(world)
         assert status.phase == Phase.REJECTED and "nothing in production changed" in status.message
+        assert "aborted by alice: wrong commit" in status.message
+        assert status.audit[-1].actor == "alice"
+
+    def test_abort_while_folding_puts_blue_back_without_a_dark_moment(self) -> None:
         world = World(approved())
-        status = run_until(world, Status(), lambda s: s.phase == Phase.FINALIZING)
+        status = run_until(world, Status(), lambda s: world.blue.template["spec"]["containers"][0]["image"]
+                           == HOTFIX_IMAGE)  # the Deployment is rolling to the hotfix image
+        assert status.phase == Phase.FINALIZING
         world.release = aborted(world.release)
-        status, _ = drive(world, status)
+        status, _ = drive(world, status, never_dark=True)
+        assert status.phase == Phase.ROLLED_BACK and "aborted by bob: error rate doubled" in status.message
+        assert world.blue.template["spec"]["containers"][0]["image"] == BLUE_IMAGE
+        assert world.selector == APP and world.preview_selector == APP
+        assert world.green is not None and world.green.deleted
+
+    def test_abort_after_the_fold_switched_traffic_goes_back_through_green(self) -> None:
+        world = World(approved(scaleDownDelaySeconds=60))
+        status = run_until(world, Status(), lambda s: s.timestamps.folded is not None)
+        world.release = aborted(world.release)
+        status, _ = drive(world, status, never_dark=True)
+        assert status.phase == Phase.ROLLED_BACK
+        assert world.blue.template["spec"]["containers"][0]["image"] == BLUE_IMAGE
+        switched = [e.detail for e in status.audit if e.action == "TrafficSwitched"]
+        assert len(switched) == 4, switched  # blue->green, green->folded, folded->green, green->blue
+
+    def test_abort_after_success_is_recorded_once_and_changes_nothing(self) -> None:
+        world = World(approved())
+        status, _ = drive(world)
+        world.release = aborted(world.release)
+        for _ in range(3):
+            decision = reconcile(world.release, status, world.observe())
+            status = decision.status
+            assert decision.actions == ()
         assert status.phase == Phase.SUCCEEDED
         assert [e.action for e in status.audit].count("AbortIgnored") == 1
 

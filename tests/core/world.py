@@ -23,6 +23,7 @@ from hotfix_operator.core.actions import (
     SetContainerImage,
     SetServiceSelector,
 )
+from hotfix_operator.core.governance import AdmissionCheck, ApprovalCheck, GovernanceRules
 from hotfix_operator.core.model import Release
 from hotfix_operator.core.observations import DeploymentView, ImageCheck, Observations, ProvenanceCheck, ServiceView
 from tests.support.releases import T0
@@ -101,6 +102,10 @@ class World:
     terminating_green_pods: int = 0
     image_check: ImageCheck = field(default_factory=lambda: ImageCheck(ok=True))
     queue_ahead: tuple[str, ...] = ()
+    rules: GovernanceRules = field(default_factory=GovernanceRules)
+    admission: AdmissionCheck = field(default_factory=lambda: AdmissionCheck(ok=True))
+    # approvers whose right to approve a SubjectAccessReview would deny now
+    revoked: frozenset[str] = frozenset()
     # per tick: does the EndpointSlice controller sync? Once exhausted it syncs every tick
     endpoint_syncs: Iterator[bool] = field(default_factory=lambda: iter(()))
     endpoints_stalled: bool = False
@@ -159,8 +164,14 @@ class World:
             pod_ips_by_hash=pods,
             green_pod_count=green_pods,
             image=self.image_check, provenance=self.provenance,
-            queue_ahead=self.queue_ahead,
+            queue_ahead=self.queue_ahead, rules=self.rules, approvals=self.approval_check(),
         )
+
+    def approval_check(self) -> ApprovalCheck:
+        if not self.admission.ok:
+            return ApprovalCheck(self.admission)
+        authors = {a.approver for a in self.release.spec.approval.approvals}
+        return ApprovalCheck(self.admission, {who: who not in self.revoked for who in authors})
 
     def apply(self, action: Action) -> None:
         if isinstance(action, SetServiceSelector):

@@ -6,7 +6,7 @@ import datetime
 
 from hotfix_operator.core.followup import Config
 from hotfix_operator.core.followup_results import PullRequestRef
-from hotfix_operator.core.model import AuditEntry, Release, Status, Timestamps
+from hotfix_operator.core.model import AuditEntry, ObservedApproval, Release, Status, Timestamps
 from tests.support.releases import COMMIT, release_object, release_spec
 
 T0 = datetime.datetime(2026, 1, 8, 10, 45, tzinfo=datetime.UTC)
@@ -30,6 +30,11 @@ def promoted_status(**changes: object) -> Status:
         timestamps=Timestamps(created=T0 - datetime.timedelta(minutes=20), verified=T0 - datetime.timedelta(minutes=19),
                               approved=T0 - datetime.timedelta(minutes=10), promoted=T0,
                               completed=T0 + datetime.timedelta(minutes=2)),
+        approved_by=("bob",), approvals_required=1,
+        observed_approvals=(
+            ObservedApproval(approver="alice", decision="Approve", observed_at=T0 - datetime.timedelta(minutes=12)),
+            ObservedApproval(approver="bob", decision="Approve", observed_at=T0 - datetime.timedelta(minutes=10),
+                             allowed=True)),
         audit=(AuditEntry(time=T0 - datetime.timedelta(minutes=20), actor="alice", action="Pending"),
                AuditEntry(time=T0, actor="hotfix-operator", action="Promoted")),
     )

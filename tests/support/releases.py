@@ -22,7 +22,7 @@ BASE_SPEC: dict[str, Any] = {
     "justification": "Checkout fails for every card payment since 09:12 UTC; all revenue is blocked.",
     "ticketUrl": "https://tracker.example.com/INCIDENT-123",
     "severity": "P0",
-    "riskLevel": "high",
+    "riskLevel": "medium",  # one approval, no wait timer under the default rules
     "requestedBy": "alice",
     "target": {"deployment": "checkout", "service": "checkout", "container": "app",
                "previewService": "checkout-preview"},
@@ -37,7 +37,8 @@ def release_spec(image: str = HOTFIX_IMAGE, *, approvals: tuple[tuple[str, str],
     spec = copy.deepcopy(BASE_SPEC)
     spec["artifact"]["image"] = image
     if approvals:
-        spec["approval"] = {"approvals": [{"approver": a, "decision": d} for a, d in approvals]}
+        spec["approval"] = {"approvals": [{"approver": a, "decision": d, "groups": ["hotfix:approvers"]}
+                                          for a, d in approvals]}
     if rollout:
         spec["rollout"] = {**spec["rollout"], **rollout}
     spec.update(copy.deepcopy(overrides))

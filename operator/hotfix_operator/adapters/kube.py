@@ -21,6 +21,7 @@ from hotfix_operator.core.actions import (
     SetContainerImage,
     SetServiceSelector,
 )
+from hotfix_operator.core.governance import ApprovalCheck, GovernanceRules
 from hotfix_operator.core.manifests import green_name
 from hotfix_operator.core.model import Release, Status
 from hotfix_operator.core.observations import (
@@ -67,7 +68,8 @@ class KubeAdapter:
             raise
 
     def observe(self, release: Release, status: Status, now: datetime.datetime,
-                image: ImageCheck | None, provenance: ProvenanceCheck | None = None) -> Observations:
+                image: ImageCheck | None, provenance: ProvenanceCheck | None = None, *,
+                rules: GovernanceRules | None = None, approvals: ApprovalCheck | None = None) -> Observations:
         ns, t = release.namespace, release.spec.target
         blue = self._deployment(ns, t.deployment)
         service = self._service(ns, t.service)
@@ -94,6 +96,7 @@ class KubeAdapter:
             endpoint_ips=self._endpoint_ips(ns, t.service) if service else frozenset(),
             pod_ips_by_hash=ips_by_hash, green_pod_count=green_pods, image=image, provenance=provenance,
             queue_ahead=self._queue_ahead(release) if status.phase in (Phase.VERIFYING, Phase.QUEUED) else (),
+            rules=rules, approvals=approvals,
         )
 
     def _deployment(self, namespace: str, name: str) -> DeploymentView | None:

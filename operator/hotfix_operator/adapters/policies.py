@@ -16,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from hotfix_operator.adapters.registry import RegistryCredentials
 from hotfix_operator.api import API_GROUP, API_VERSION
+from hotfix_operator.core.governance import GovernanceRules
 from hotfix_operator.core.selectors import selector_matches
 from hotfix_operator.provenance import ProvenancePolicy, Rejected, load_policy
 
@@ -45,6 +46,20 @@ class ResolvedPolicy:
     provenance: ProvenancePolicy
     registry_credentials: RegistryCredentials | None = None
     github: GitHubSettings | None = None
+    rules: GovernanceRules = field(default_factory=GovernanceRules)
+
+
+def governance_rules(spec: dict[str, Any]) -> GovernanceRules:
+    """The policy's approvals and sla sections over the defaults (the schema bounds every number)."""
+    approvals, sla, defaults = spec.get("approvals") or {}, spec.get("sla") or {}, GovernanceRules()
+    return GovernanceRules(
+        required={**defaults.required, **{k: int(v) for k, v in (approvals.get("required") or {}).items()}},
+        required_groups={k: tuple(v) for k, v in (approvals.get("requiredGroups") or {}).items()},
+        wait_seconds={**defaults.wait_seconds, **{k: int(v) for k, v in (approvals.get("waitSeconds") or {}).items()}},
+        expiry_seconds=int(approvals.get("expirySeconds", defaults.expiry_seconds)),
+        sla_seconds=int(sla.get("targetSeconds", defaults.sla_seconds)),
+        on_sla_breach="StopBeforeSwitch" if sla.get("onBreach") == "StopBeforeSwitch" else "Continue",
+    )
 
 
 # Reads one referenced value: ("ConfigMap" | "Secret", {"name", "key"}) -> text. In the operator it reads the
@@ -80,7 +95,7 @@ def resolve_policy(policy: dict[str, Any], lookup: ReferenceLookup) -> ResolvedP
             credentials = RegistryCredentials.from_dockerconfigjson(raw.encode())
         except ValueError as exc:
             raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {name}: {exc}") from exc
-    return ResolvedPolicy(name, resolved, credentials, _github(spec.get("github"), lookup))
+    return ResolvedPolicy(name, resolved, credentials, _github(spec.get("github"), lookup), governance_rules(spec))
 
 
 def _github(spec: dict[str, Any] | None, lookup: ReferenceLookup) -> GitHubSettings | None:

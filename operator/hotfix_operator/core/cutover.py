@@ -13,6 +13,7 @@ from hotfix_operator.core.manifests import green_deployment, green_name
 from hotfix_operator.core.observations import DeploymentView
 from hotfix_operator.core.step import ACTIVE_REQUEUE, Step
 from hotfix_operator.core.traffic import (
+    ensure_selector,
     green_pods_left,
     hold_traffic,
     owns_green,
@@ -192,15 +193,19 @@ def fold(s: Step, blue: DeploymentView) -> bool:
 def rolling_back(s: Step) -> None:
     original, blue_hash = s.bg.original_selector, s.bg.blue_hash
     if original is not None and blue_hash is not None:
-        if owns_green(s) or green_pods_left(s):
+        if s.status.timestamps.fold_started is not None and s.obs.blue is not None and unfold(s, s.obs.blue):
+            return
+        blue_hash = s.bg.blue_hash
+        assert blue_hash is not None
+        if (owns_green(s) or green_pods_left(s)) and s.obs.service is not None:
             hold_traffic(s, blue_hash, None, "move traffic back to blue")
-        if s.obs.service is not None:
             restored = switch(s, blue_hash, "blue")
             if restored is None:
                 return
             s.stamp(blue_restored=restored)
         if tear_down_green(s, blue_hash, "blue"):
             return
+        s.stamp(blue_restored=s.now)
     started = s.status.condition(ConditionType.ROLLED_BACK)
     cause = started.message.removeprefix("rolling back: ") if started else s.status.message
     s.stamp(completed=s.now)
@@ -208,3 +213,33 @@ def rolling_back(s: Step) -> None:
                     f"blue serves all traffic again; green removed ({cause})")
     s.enter(Phase.ROLLED_BACK, f"rolled back: blue serves all traffic; cause: {cause}", reason=Reason.ROLLED_BACK,
             warning=True)
+
+
+def unfold(s: Step, blue: DeploymentView) -> bool:
+    """After the fold began, the Deployment may name the hotfix image: roll it back to blue's while
+    traffic is held on pods that serve throughout, and wait until it has. True while under way."""
+    t, green_hash = s.spec.target, s.bg.green_hash
+    assert s.bg.blue_image is not None and s.bg.original_selector is not None
+    reverted = blue.container_image(t.container) == s.bg.blue_image
+    if reverted and blue.rolled_out and blue.current_hash:
+        if blue.current_hash != s.bg.blue_hash:  # Kubernetes normally revives blue's own ReplicaSet
+            s.update_bg(blue_hash=blue.current_hash)
+        return False
+    if owns_green(s) and green_hash is not None:
+        # green runs the hotfix and serves while the Deployment rolls back beneath it
+        hold_traffic(s, green_hash, green_hash, "keep traffic on green while the Deployment rolls back")
+        if switch(s, green_hash, "green") is None:
+            return True
+    elif s.obs.service is not None and dict(s.obs.service.selector) != s.bg.original_selector:
+        # green is gone: let the Service follow the Deployment's own rolling update, old and new pods alike
+        ensure_selector(s, t.service, s.bg.original_selector, "follow the Deployment while it rolls back")
+        s.wait()
+        return True
+    if not reverted:
+        s.act(SetContainerImage(t.deployment, t.container, s.bg.blue_image))
+        s.say(f"rolling Deployment {t.deployment} back to blue's image {s.bg.blue_image}")
+    else:
+        s.say(f"waiting for Deployment {t.deployment} to finish rolling back ({blue.updated_replicas}/"
+              f"{blue.replicas} updated, {blue.available_replicas} available)")
+    s.wait()
+    return True

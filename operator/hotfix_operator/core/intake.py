@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hotfix_operator.api import POD_TEMPLATE_HASH, ConditionType, Phase, Reason
-from hotfix_operator.core.approvals import REQUIRED_APPROVALS, tally
+from hotfix_operator.core.governance import judge, observe_approvals, timer_end, waiting_line
 from hotfix_operator.core.step import Step
 
 
@@ -108,7 +108,7 @@ def enter_queue_or_approval(s: Step) -> None:
         s.requeue_after = 5
         return
     s.update(queued_behind=None)
-    s.enter(Phase.AWAITING_APPROVAL, approval_hint(s, 0))
+    s.enter(Phase.AWAITING_APPROVAL, "waiting for approval under the namespace's HotfixPolicy")
 
 
 def queued(s: Step) -> None:
@@ -122,28 +122,74 @@ def queued(s: Step) -> None:
     enter_queue_or_approval(s)
 
 
-def approval_hint(s: Step, have: int) -> str:
-    return (f"needs {REQUIRED_APPROVALS - have} more approval(s) from a user other than "
-            f"{s.spec.requested_by} who holds the `approve` verb: kubectl -n {s.release.namespace} "
-            f"patch hfr {s.release.name} --type=json -p '[{{\"op\":\"add\",\"path\":"
-            f"\"/spec/approval/approvals/-\",\"value\":{{\"approver\":\"<you>\",\"decision\":\"Approve\"}}}}]'")
+# What an approver types: their own name and groups come from the API server (kubectl auth whoami),
+# which admission checks against the request.
+APPROVE_COMMAND = (
+    'kubectl -n NAMESPACE patch hfr NAME --type=json -p "[{\\"op\\":\\"add\\",'
+    '\\"path\\":\\"/spec/approval/approvals/-\\",\\"value\\":{'
+    '\\"approver\\":\\"$(kubectl auth whoami -o jsonpath=\'{.status.userInfo.username}\')\\",'
+    '\\"decision\\":\\"Approve\\",'
+    '\\"groups\\":$(kubectl auth whoami -o jsonpath=\'{.status.userInfo.groups}\')}}]"'
+)
+
+
+def approval_hint(s: Step, waiting: str) -> str:
+    command = APPROVE_COMMAND.replace("NAMESPACE", s.release.namespace).replace("NAME", s.release.name)
+    return f"needs {waiting}; to approve: {command}"
 
 
 def awaiting_approval(s: Step) -> None:
-    counted = tally(s.spec)
-    s.update(approved_by=counted.approvers, approvals_required=REQUIRED_APPROVALS)
-    if counted.rejection is not None:
-        who, comment = counted.rejection.approver, counted.rejection.comment
+    check, rules = s.obs.approvals, s.obs.rules
+    if check is None or rules is None:
+        s.say("cannot read the approval rules or rights now (HotfixPolicy or API unavailable); retrying")
+        s.wait(10)
+        return
+    if not check.admission.ok:
+        hold_for_admission(s, check.admission.message)
+        return
+    verdict = judge(s.spec, rules, check.rights)
+    seen = observe_approvals(s.status.observed_approvals, s.spec, s.now, check.rights)
+    s.update(observed_approvals=seen, approved_by=verdict.approvers,
+             approvals_required=rules.approvals_needed(s.spec.risk_level))
+    note = f" (ignored: {'; '.join(verdict.ignored)})" if verdict.ignored else ""
+    if verdict.rejection is not None:
+        who, comment = verdict.rejection.approver, verdict.rejection.comment
+        s.update(waiting_for=None)
         s.reject(Reason.APPROVAL_REJECTED, f"rejected by {who}" + (f": {comment}" if comment else ""),
                  condition=ConditionType.APPROVED, actor=who)
         return
-    note = f" (ignored: {'; '.join(counted.ignored)})" if counted.ignored else ""
-    if len(counted.approvers) < REQUIRED_APPROVALS:
-        hint = approval_hint(s, len(counted.approvers)) + note
+    if not verdict.satisfied:
+        waiting = waiting_line(verdict, s.spec)
+        s.update(waiting_for=waiting)
+        hint = approval_hint(s, waiting) + note
         s.set_condition(ConditionType.APPROVED, "False", Reason.AWAITING_APPROVAL, hint)
         s.say(hint)
+        s.wait(10)  # re-check rights and the admission policy while waiting
         return
-    names = ", ".join(counted.approvers)
+    names = ", ".join(verdict.approvers)
+    timer = timer_end(verdict, seen, rules, s.spec)
+    if timer is not None and s.now < timer:
+        s.update(waiting_for=f"wait timer until {timer:%H:%M:%S}Z", wait_timer_ends=timer)
+        message = (f"approved by {names}; {s.spec.risk_level}-risk releases wait until {timer:%H:%M:%S}Z "
+                   f"(HotfixPolicy wait timer, {rules.wait_for(s.spec.risk_level).seconds}s after the last approval)")
+        s.set_condition(ConditionType.APPROVED, "False", Reason.WAIT_TIMER, message)
+        s.say(message)
+        s.wait(min(10.0, (timer - s.now).total_seconds()))
+        return
+    s.update(waiting_for=None, wait_timer_ends=timer)
     s.stamp(approved=s.now)
     s.set_condition(ConditionType.APPROVED, "True", Reason.APPROVED, f"approved by {names}{note}")
     s.enter(Phase.DEPLOYING, f"approved by {names}; starting green next to blue", reason=Reason.APPROVED, actor=names)
+
+
+def hold_for_admission(s: Step, problem: str) -> None:
+    """Fail closed: without the admission policy nobody's identity is proven, so nothing is counted."""
+    message = (f"no approval is counted while the admission policy is not as shipped: {problem}. Install it: "
+               "kubectl apply --server-side -f crds/admission.yaml")
+    first = (s.status.condition(ConditionType.APPROVED) or None)
+    s.set_condition(ConditionType.APPROVED, "False", Reason.ADMISSION_POLICY_MISSING, message)
+    s.update(waiting_for="the admission policy crds/admission.yaml")
+    s.say(message)
+    if first is None or first.reason != Reason.ADMISSION_POLICY_MISSING:
+        s.post_event("Warning", Reason.ADMISSION_POLICY_MISSING, message)
+    s.wait(10)

@@ -17,13 +17,11 @@ from collections.abc import Callable
 from hotfix_operator.api import ConditionType, Phase, Reason
 from hotfix_operator.core import cutover, intake
 from hotfix_operator.core.actions import Event
-from hotfix_operator.core.approvals import REQUIRED_APPROVALS
 from hotfix_operator.core.conditions import ConditionStatus
+from hotfix_operator.core.governance import GovernanceRules
 from hotfix_operator.core.model import Release, Status
 from hotfix_operator.core.observations import Observations
 from hotfix_operator.core.step import Decision, Step
-
-SLA = datetime.timedelta(minutes=30)
 
 PHASES: dict[Phase, Callable[[Step], None]] = {
     Phase.PENDING: intake.pending,
@@ -43,7 +41,9 @@ def reconcile(release: Release, status: Status, obs: Observations) -> Decision:
     s.update(observed_generation=release.generation)
     if s.status.phase is None:
         initialise(s)
-    elif not (release.spec.abort and handle_abort(s, s.status.phase)):
+    elif release.spec.abort is not None and handle_abort(s, s.status.phase):
+        pass
+    elif not enforce_deadlines(s, s.status.phase):
         handler = PHASES.get(s.status.phase)
         if handler is not None:
             handler(s)
@@ -52,33 +52,68 @@ def reconcile(release: Release, status: Status, obs: Observations) -> Decision:
 
 
 def initialise(s: Step) -> None:
-    created = s.release.created
-    s.update(incident_id=incident_id(created), tag=s.spec.tag, sla_deadline=created + SLA,
-             approvals_required=REQUIRED_APPROVALS)
+    created, rules = s.release.created, s.obs.rules or GovernanceRules()
+    s.update(incident_id=incident_id(created), tag=s.spec.tag,
+             sla_deadline=created + datetime.timedelta(seconds=rules.sla_seconds),
+             expires_at=created + datetime.timedelta(seconds=rules.expiry_seconds),
+             approvals_required=rules.approvals_needed(s.spec.risk_level),
+             requested_through=s.release.requested_through)
     s.stamp(created=created)
-    s.enter(Phase.PENDING, f"checking the target and the image for hotfix {s.spec.tag}", reason=Reason.ACCEPTED,
-            actor=s.spec.requested_by)
+    through = f" (filed through {s.release.requested_through})" if s.release.requested_through else ""
+    s.enter(Phase.PENDING, f"checking the target and the image for hotfix {s.spec.tag}{through}",
+            reason=Reason.ACCEPTED, actor=s.spec.requested_by)
 
 
 def handle_abort(s: Step, phase: Phase) -> bool:
-    """True when abort decided this reconcile; in Finalizing it is recorded once and ignored."""
-    why = "spec.abort was set"
+    """True when abort decided this reconcile. Before production it rejects; while the release holds
+    production (Finalizing included) it rolls back; once Succeeded it is recorded once and ignored."""
+    abort = s.spec.abort
+    assert abort is not None
+    why = f"aborted by {abort.by}: {abort.reason}"
     if phase in BEFORE_PRODUCTION:
-        s.reject(Reason.ABORTED, f"{why} before deployment; nothing in production changed", actor="spec.abort")
+        s.reject(Reason.ABORTED, f"{why}; nothing in production changed", actor=abort.by)
         return True
-    if phase in (Phase.DEPLOYING, Phase.PROMOTED):
-        s.roll_back(Reason.ABORTED, f"{why}; moving traffic back to blue", actor="spec.abort")
+    if phase in (Phase.DEPLOYING, Phase.PROMOTED, Phase.FINALIZING):
+        s.roll_back(Reason.ABORTED, f"{why}; moving traffic back to blue", actor=abort.by)
         return True
     if phase == Phase.FAILED and s.bg.original_selector is not None and \
             s.status.condition(ConditionType.ROLLED_BACK) is None:
-        s.roll_back(Reason.ABORTED, f"{why} after a failure; restoring blue", actor="spec.abort")
+        s.roll_back(Reason.ABORTED, f"{why} after a failure; restoring blue", actor=abort.by)
         return True
-    if phase == Phase.FINALIZING and not any(e.action == Reason.ABORT_IGNORED for e in s.status.audit):
-        s.add_audit(Reason.ABORT_IGNORED, "the hotfix is already being folded into the Deployment; abort no longer "
-                    "applies — ship a new HotfixRelease to change it again", actor="spec.abort")
-        s.events.append(Event("Warning", Reason.ABORT_IGNORED, "abort arrived after promotion was final",
-                              "spec.abort"))
+    if phase == Phase.SUCCEEDED and not any(e.action == Reason.ABORT_IGNORED for e in s.status.audit):
+        s.add_audit(Reason.ABORT_IGNORED, f"{why}; the hotfix had already succeeded, so nothing was undone — ship "
+                    "a new HotfixRelease to change it again", actor=abort.by)
+        s.events.append(Event("Warning", Reason.ABORT_IGNORED, "abort arrived after the hotfix succeeded", abort.by))
     return False
+
+
+def enforce_deadlines(s: Step, phase: Phase) -> bool:
+    """Expiry before deployment, and the SLA until traffic is on the hotfix; True when one ended this
+    reconcile's work (the release expired, or the policy stops an SLA breach before the switch)."""
+    if phase in BEFORE_PRODUCTION and s.status.expires_at is not None and s.now >= s.status.expires_at:
+        s.update(waiting_for=None)
+        s.enter(Phase.EXPIRED, f"not deployed by {s.status.expires_at:%Y-%m-%d %H:%M:%S}Z, the HotfixPolicy's "
+                "approval expiry; file a new HotfixRelease if the fix is still needed", reason=Reason.EXPIRED,
+                warning=True)
+        return True
+    deadline = s.status.sla_deadline
+    before_switch = s.status.timestamps.promoted is None and not phase.terminal and phase != Phase.ROLLING_BACK
+    if deadline is None or not before_switch or s.now < deadline:
+        return False
+    message = (f"the SLA of traffic on the hotfix by {deadline:%H:%M:%S}Z was missed (created "
+               f"{s.release.created:%H:%M:%S}Z, now {phase.value})")
+    if s.status.condition(ConditionType.SLA_BREACHED) is None:
+        s.set_condition(ConditionType.SLA_BREACHED, "True", Reason.SLA_BREACHED, message)
+        s.post_event("Warning", Reason.SLA_BREACHED, message)
+        s.add_audit(Reason.SLA_BREACHED, message)
+    if (s.obs.rules or GovernanceRules()).on_sla_breach != "StopBeforeSwitch":
+        return False
+    stop = f"{message}; the HotfixPolicy stops a late hotfix before the switch"
+    if phase in BEFORE_PRODUCTION:
+        s.reject(Reason.SLA_BREACHED, stop)
+    else:
+        s.roll_back(Reason.SLA_BREACHED, stop)
+    return True
 
 
 def summarise(s: Step) -> None:
@@ -108,6 +143,15 @@ def needs_provenance_check(status: Status) -> bool:
     return status.phase == Phase.VERIFYING
 
 
+def needs_approval_check(status: Status) -> bool:
+    return status.phase == Phase.AWAITING_APPROVAL
+
+
+def needs_rules(status: Status) -> bool:
+    """The policy's approval, expiry and SLA rules matter until traffic reaches the hotfix."""
+    return status.phase is None or (not status.phase.terminal and status.timestamps.promoted is None)
+
+
 def holds_production(status: Status) -> bool:
     """The release owns the target's traffic and objects: deleting it must roll back first."""
     return status.phase is not None and status.phase.holds_target
@@ -125,5 +169,5 @@ def followups_due(status: Status) -> bool:
     return status.phase in (Phase.FINALIZING, Phase.SUCCEEDED)
 
 
-__all__ = ["SLA", "Decision", "followups_due", "holds_production", "incident_id", "is_finished",
-           "needs_image_check", "needs_provenance_check", "reconcile"]
+__all__ = ["Decision", "followups_due", "holds_production", "incident_id", "is_finished",
+           "needs_approval_check", "needs_image_check", "needs_provenance_check", "needs_rules", "reconcile"]

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 from pydantic.alias_generators import to_camel
 
-from hotfix_operator.api import ConditionType, Phase, release_tag
+from hotfix_operator.api import ANNOTATION_REQUESTED_THROUGH, ConditionType, Phase, release_tag
 
 
 class _Camel(BaseModel):
@@ -36,10 +36,22 @@ class Artifact(_Camel):
 
 
 class Approval(_Camel):
+    """As admission proved it: `approver` is its author, `groups` are the author's groups as the API
+    server saw them, and `group` (a claim) is one of them."""
+
     approver: str
     decision: Literal["Approve", "Reject"]
     comment: str = ""
-    at: datetime.datetime | None = None
+    group: str | None = None
+    groups: tuple[str, ...] = ()
+
+    def in_group(self, group: str) -> bool:
+        return self.group == group or group in self.groups
+
+
+class Abort(_Camel):
+    by: str
+    reason: str
 
 
 class ApprovalSpec(_Camel):
@@ -64,7 +76,7 @@ class Spec(_Camel):
     target: Target
     artifact: Artifact
     approval: ApprovalSpec = ApprovalSpec()
-    abort: bool = False
+    abort: Abort | None = None
     rollout: Rollout = Rollout()
 
     @property
@@ -81,6 +93,8 @@ class Release(_Camel):
     generation: int
     created: datetime.datetime
     spec: Spec
+    # the GitOps identity admission proved filed this on the requester's behalf (annotation)
+    requested_through: str | None = None
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> Release:
@@ -92,6 +106,7 @@ class Release(_Camel):
             generation=meta.get("generation", 1),
             created=meta["creationTimestamp"],
             spec=body["spec"],
+            requested_through=(meta.get("annotations") or {}).get(ANNOTATION_REQUESTED_THROUGH),
         )
 
 
@@ -197,6 +212,17 @@ class PostmortemArea(_FollowupArea):
 FollowupArea = ReleaseArea | BackportArea | PostmortemArea
 
 
+class ObservedApproval(_Camel):
+    """An approval as the operator first saw it: its time is the operator's, never the client's."""
+
+    approver: str
+    decision: Literal["Approve", "Reject"]
+    observed_at: datetime.datetime
+    group: str | None = None
+    # the SubjectAccessReview when it was last counted: does the author still hold `approve`?
+    allowed: bool | None = None
+
+
 class AuditEntry(_Camel):
     time: datetime.datetime
     actor: str
@@ -213,6 +239,12 @@ class Status(_Camel):
     # who approved (counted, not the requester) and how many approvals the release needs
     approved_by: tuple[str, ...] = ()
     approvals_required: int | None = None
+    observed_approvals: tuple[ObservedApproval, ...] = ()
+    # who or what the release still waits for before it deploys, in one line (a printer column)
+    waiting_for: str | None = None
+    wait_timer_ends: datetime.datetime | None = None
+    expires_at: datetime.datetime | None = None
+    requested_through: str | None = None
     queued_behind: str | None = None
     sla_deadline: datetime.datetime | None = None
     policy: str | None = None

@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hotfix_operator.core.governance import ApprovalCheck, GovernanceRules
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,7 @@ class Observations:
     provenance: ProvenanceCheck | None = None
     # earlier, unfinished HotfixReleases for the same Deployment, oldest first
     queue_ahead: tuple[str, ...] = ()
+    # the namespace's HotfixPolicy rules for approvals, expiry and the SLA (None: policy unreadable now)
+    rules: GovernanceRules | None = None
+    # in AwaitingApproval: the admission policy's state and each approver's right, checked now
+    approvals: ApprovalCheck | None = None

@@ -24,20 +24,16 @@ import tarfile
 from collections.abc import Mapping
 from typing import Any
 
-from hotfix_operator.core.approvals import tally
 from hotfix_operator.core.model import Release, Status
 from hotfix_operator.formats import render_sha256sums, utc_iso
 
 
 def approvals_of(release: Release, status: Status) -> list[tuple[str, datetime.datetime]]:
-    """Who approved and when, by the approval rule; an approval without its own time has the release's."""
-    fallback = status.timestamps.approved or status.timestamps.promoted
-    result = []
-    for approval in tally(release.spec).approvals:
-        at = approval.at or fallback
-        if at is not None:
-            result.append((approval.approver, at))
-    return result
+    """The approvals that counted (their authors proven by admission and re-checked when counted),
+    each at the time the operator first observed it; never a time a client wrote."""
+    counted = set(status.approved_by)
+    return [(o.approver, o.observed_at) for o in status.observed_approvals
+            if o.approver in counted and o.decision == "Approve" and o.approver != release.spec.requested_by]
 
 
 def timeline_of(status: Status) -> list[tuple[str, datetime.datetime]]:

@@ -76,8 +76,8 @@ class Step(StatusBuilder):
 
     def roll_back(self, reason: str, message: str, actor: str = OPERATOR) -> None:
         if not self.spec.rollout.auto_rollback and actor == OPERATOR:
-            self.enter(Phase.FAILED, f"{message}; autoRollback is off, so nothing was undone: set spec.abort=true "
-                       "to roll back", reason=reason, warning=True)
+            self.enter(Phase.FAILED, f"{message}; autoRollback is off, so nothing was undone: set spec.abort "
+                       "(by, reason) to roll back", reason=reason, warning=True)
             return
         self.stamp(rollback_started=self.now)
         self.set_condition(ConditionType.ROLLED_BACK, "False", reason, f"rolling back: {message}")

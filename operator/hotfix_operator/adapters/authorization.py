@@ -1,0 +1,110 @@
+"""Who may approve, asked of the API server: the admission policy that proves who wrote each
+approval must be installed exactly as shipped, and each approver's right is re-checked with a
+SubjectAccessReview (with the groups admission proved) at the moment the approval is counted."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from hotfix_operator.api import API_GROUP, PLURAL
+from hotfix_operator.core.governance import AdmissionCheck
+from hotfix_operator.core.model import Approval
+
+log = logging.getLogger(__name__)
+INSTALL_HINT = "crds/admission.yaml"
+
+
+def shipped_admission() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ValidatingAdmissionPolicy and its binding exactly as shipped in crds/admission.yaml."""
+    text = (resources.files("hotfix_operator") / "data" / "admission.yaml").read_text()
+    policy, binding = (d for d in yaml.safe_load_all(text) if d)
+    return policy, binding
+
+
+def contains(live: Any, shipped: Any) -> bool:
+    """Every field shipped is live with the same value; the API server may add defaults beside them."""
+    if isinstance(shipped, Mapping):
+        return isinstance(live, Mapping) and all(k in live and contains(live[k], v) for k, v in shipped.items())
+    if isinstance(shipped, list):
+        return isinstance(live, list) and len(live) == len(shipped) and all(
+            contains(a, b) for a, b in zip(live, shipped, strict=True))
+    return bool(live == shipped)
+
+
+def admission_differences(policy: dict[str, Any] | None, binding: dict[str, Any] | None,
+                          shipped: tuple[dict[str, Any], dict[str, Any]]) -> list[str]:
+    """What is missing or altered, in words a cluster administrator can act on. Pure."""
+    want_policy, want_binding = shipped
+    name = want_policy["metadata"]["name"]
+    problems = []
+    if policy is None:
+        problems.append(f"ValidatingAdmissionPolicy {name} is missing")
+    else:
+        for key in ("failurePolicy", "matchConstraints", "variables", "validations"):
+            if not contains(policy.get("spec", {}).get(key), want_policy["spec"][key]):
+                problems.append(f"ValidatingAdmissionPolicy {name} has a different spec.{key}")
+    if binding is None:
+        problems.append(f"ValidatingAdmissionPolicyBinding {want_binding['metadata']['name']} is missing")
+    else:
+        spec = binding.get("spec", {})
+        if spec.get("policyName") != name or "Deny" not in (spec.get("validationActions") or []):
+            problems.append(f"ValidatingAdmissionPolicyBinding {want_binding['metadata']['name']} does not Deny "
+                            f"through policy {name}")
+        narrowed = {k: v for k, v in (spec.get("matchResources") or {}).items() if k != "matchPolicy" and v}
+        if narrowed or spec.get("paramRef"):
+            problems.append(f"ValidatingAdmissionPolicyBinding {want_binding['metadata']['name']} is narrowed "
+                            f"({', '.join(sorted(narrowed)) or 'paramRef'})")
+    return problems
+
+
+class ApprovalAuthority:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.admission = client.AdmissionregistrationV1Api(api)
+        self.authorization = client.AuthorizationV1Api(api)
+        self.shipped = shipped_admission()
+
+    def admission_policy(self) -> AdmissionCheck:
+        policy_name = self.shipped[0]["metadata"]["name"]
+        binding_name = self.shipped[1]["metadata"]["name"]
+        try:
+            policy = self._read(self.admission.read_validating_admission_policy, policy_name)
+            binding = self._read(self.admission.read_validating_admission_policy_binding, binding_name)
+        except ApiException as exc:
+            return AdmissionCheck(ok=False, message=f"cannot read the admission policy ({exc.status} {exc.reason})")
+        problems = admission_differences(policy, binding, self.shipped)
+        if problems:
+            log.warning("approvals are not counted: %s; install %s", "; ".join(problems), INSTALL_HINT)
+        return AdmissionCheck(ok=not problems, message="; ".join(problems))
+
+    def _read(self, read: Any, name: str) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = self.api.sanitize_for_serialization(read(name))  # type: ignore[no-untyped-call]
+            return data
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def rights(self, namespace: str, approvals: Sequence[Approval]) -> dict[str, bool]:
+        """Does each approval's author still hold `approve` in `namespace`, with the groups admission proved?"""
+        result: dict[str, bool] = {}
+        for approval in approvals:
+            review = client.V1SubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(
+                user=approval.approver, groups=list(approval.groups) or None,
+                resource_attributes=client.V1ResourceAttributes(group=API_GROUP, resource=PLURAL, verb="approve",
+                                                                namespace=namespace)))
+            try:
+                answer = self.authorization.create_subject_access_review(review)
+            except ApiException as exc:
+                log.warning("SubjectAccessReview for %s failed: %s", approval.approver, exc.reason)
+                continue  # unknown: not counted this time
+            result[approval.approver] = bool(answer.status and answer.status.allowed)
+        return result
