@@ -1,53 +1,208 @@
-"""Prometheus metrics: what SREs' SLA panels read. Names follow Prometheus conventions."""
+"""Prometheus metrics: what SREs' SLA panels and alerts read. Each one is documented in docs/metrics.md.
+
+Everything is derived from the old and new Status of one reconcile (`record`), so a metric can never
+disagree with what `kubectl get hfr` shows. Labels stay bounded: namespace, phase, outcome, reason,
+step. The only per-release label is on `hotfix_sla_remaining_seconds`, a gauge that exists only while
+a release is in flight and the SLA clock runs."""
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
+from hotfix_operator.api import ConditionType, Phase
 from hotfix_operator.core.followup import FollowupDecision
-from hotfix_operator.core.model import Status
+from hotfix_operator.core.model import AuditEntry, Status
 
+# Seconds, from a fast automatic hotfix (about a minute) to well past the default 30-minute SLA.
 _DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 7200)
+# A reconcile is a handful of API calls; a provenance check with a registry round trip takes longer.
+_RECONCILE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+ACTIVE_PHASES = tuple(p for p in Phase if not p.terminal)
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass
+class _Live:
+    """What the fleet gauges need to know about one release, refreshed on every reconcile."""
+
+    namespace: str
+    name: str
+    phase: Phase | None
+    sla_deadline: datetime.datetime | None
+    postmortem_overdue: bool
+
+    @property
+    def sla_clock_runs(self) -> bool:
+        # the SLA is about traffic on the hotfix; it stops once the switch was seen, or the release ended
+        return self.sla_deadline is not None and self.phase is not None and not self.phase.terminal
+
+
+class _Fleet(Collector):
+    """Gauges over every release this operator reconciled since it started, computed at scrape time
+    (so seconds remaining tick down between reconciles). After a restart every release is reconciled
+    once by its Kopf daemon, which refills this."""
+
+    def __init__(self, clock: Callable[[], datetime.datetime]) -> None:
+        self.clock = clock
+        self.releases: dict[tuple[str, str], _Live] = {}
+        self.namespaces: set[str] = set()
+
+    def update(self, live: _Live) -> None:
+        self.namespaces.add(live.namespace)
+        self.releases[(live.namespace, live.name)] = live
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        return list(self._families())
+
+    def _families(self) -> Iterator[GaugeMetricFamily]:
+        active = GaugeMetricFamily("hotfix_active_releases", "HotfixReleases in flight, by namespace and phase",
+                                   labels=["namespace", "phase"])
+        counts = {(ns, p.value): 0 for ns in self.namespaces for p in ACTIVE_PHASES}
+        remaining = GaugeMetricFamily(
+            "hotfix_sla_remaining_seconds", "Seconds until the SLA deadline for releases whose traffic is not yet on "
+            "the hotfix (negative: breached); the series disappears once traffic switched", labels=["namespace",
+                                                                                                   "release"])
+        overdue = GaugeMetricFamily("hotfix_postmortems_overdue", "Promoted hotfixes whose post-mortem is overdue now",
+                                    labels=["namespace"])
+        overdue_counts = dict.fromkeys(self.namespaces, 0)
+        now = self.clock()
+        for live in self.releases.values():
+            if live.phase is not None and not live.phase.terminal:
+                counts[(live.namespace, live.phase.value)] += 1
+            if live.sla_clock_runs and live.sla_deadline is not None:
+                remaining.add_metric([live.namespace, live.name], (live.sla_deadline - now).total_seconds())
+            overdue_counts[live.namespace] += int(live.postmortem_overdue)
+        for (ns, phase), n in sorted(counts.items()):
+            active.add_metric([ns, phase], n)
+        for ns, n in sorted(overdue_counts.items()):
+            overdue.add_metric([ns], n)
+        yield from (active, remaining, overdue)
+
+
+def _phases_entered(before: Status, after: Status) -> list[AuditEntry]:
+    """The phase changes of this reconcile, in order: each `enter` writes an audit entry named after the
+    phase, and one reconcile may pass through several phases."""
+    seen = set(before.audit)
+    names = {p.value for p in Phase}
+    return [e for e in after.audit if e not in seen and e.action in names]
+
+
+def _entered_at(status: Status) -> datetime.datetime | None:
+    """When the release entered its current phase: its latest audit entry for that phase."""
+    if status.phase is None:
+        return None
+    entry = next((e for e in reversed(status.audit) if e.action == status.phase.value), None)
+    return entry.time if entry is not None else status.timestamps.created
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None,
+                 clock: Callable[[], datetime.datetime] = _utcnow) -> None:
         self.registry = registry or CollectorRegistry()
+        r = self.registry
         self.transitions = Counter("hotfix_phase_transitions_total", "HotfixRelease phase transitions, by new phase",
-                                   ["phase"], registry=self.registry)
-        self.outcomes = Counter("hotfix_releases_total", "Finished HotfixReleases, by outcome", ["outcome"],
-                                registry=self.registry)
+                                   ["namespace", "phase"], registry=r)
+        self.outcomes = Counter("hotfix_releases_total", "Finished HotfixReleases, by outcome (the terminal phase)",
+                                ["namespace", "outcome"], registry=r)
         self.time_to_production = Histogram(
             "hotfix_time_to_production_seconds", "From creation to traffic on the hotfix (the SLA clock)",
-            buckets=_DURATION_BUCKETS, registry=self.registry)
+            ["namespace"], buckets=_DURATION_BUCKETS, registry=r)
         self.approval_to_production = Histogram(
             "hotfix_approval_to_production_seconds", "From approval to traffic on the hotfix (the operator's share)",
-            buckets=_DURATION_BUCKETS, registry=self.registry)
+            ["namespace"], buckets=_DURATION_BUCKETS, registry=r)
+        self.approval_wait = Histogram(
+            "hotfix_approval_wait_seconds", "From proven provenance (approval requested) to the last counted approval",
+            ["namespace"], buckets=_DURATION_BUCKETS, registry=r)
+        self.phase_duration = Histogram("hotfix_phase_duration_seconds",
+                                        "Time spent in a phase, observed on leaving it", ["phase"],
+                                        buckets=_DURATION_BUCKETS, registry=r)
+        self.sla_breaches = Counter("hotfix_sla_breaches_total", "Releases whose SLA deadline passed before traffic "
+                                    "reached the hotfix (condition SLABreached)", ["namespace"], registry=r)
+        self.rollbacks = Counter("hotfix_rollbacks_total", "Rollbacks started (phase RollingBack), by reason",
+                                 ["namespace", "reason"], registry=r)
+        self.verifications = Counter(
+            "hotfix_provenance_verifications_total", "Provenance gate results (verified, refused, retry: registry "
+            "outage), by reason", ["result", "reason"], registry=r)
         self.followup_steps = Counter("hotfix_followup_steps_total",
                                       "Follow-up steps after promotion (tag, release, backport, post-mortem), "
-                                      "by step and result (ok, transient, permanent)", ["step", "result"],
-                                      registry=self.registry)
+                                      "by step and result (ok, transient, permanent)", ["step", "result"], registry=r)
+        self.followup_failures = Counter("hotfix_followup_step_failures_total",
+                                         "Failed follow-up steps, by step and reason", ["step", "reason"], registry=r)
         self.postmortems_overdue = Counter("hotfix_postmortems_overdue_total",
                                            "Hotfixes whose post-mortem missed its deadline (an issue was opened)",
-                                           registry=self.registry)
+                                           registry=r)
         self.admission_policy_installed = Gauge(
             "hotfix_admission_policy_installed", "1 when the shipped admission policy and binding are installed "
-            "unaltered; 0 stops every approval (kubectl apply -f crds/admission.yaml)", registry=self.registry)
+            "unaltered; 0 stops every approval (kubectl apply -f crds/admission.yaml)", registry=r)
         self.reconcile_errors = Counter("hotfix_reconcile_errors_total", "Reconciles that raised and were retried",
-                                        registry=self.registry)
+                                        registry=r)
+        self.reconcile_duration = Histogram("hotfix_reconcile_duration_seconds", "Wall time of one reconcile",
+                                            buckets=_RECONCILE_BUCKETS, registry=r)
+        self.fleet = _Fleet(clock)
+        r.register(self.fleet)
 
-    def record(self, before: Status, after: Status) -> None:
-        if after.phase is not None and after.phase != before.phase:
-            self.transitions.labels(phase=after.phase.value).inc()
-            if after.phase.terminal:
-                self.outcomes.labels(outcome=after.phase.value).inc()
-        ts = after.timestamps
+    def record(self, before: Status, after: Status, namespace: str = "", name: str = "") -> None:
+        """One reconcile's change from `before` to `after` (called once per reconcile)."""
+        self._phases(before, after, namespace)
+        self._clocks(before, after, namespace)
+        self._conditions(before, after, namespace)
+        if name:
+            overdue = after.condition(ConditionType.POSTMORTEM_OVERDUE)
+            complete = after.condition(ConditionType.POSTMORTEM_COMPLETE)
+            self.fleet.update(_Live(namespace, name, after.phase,
+                                    after.sla_deadline if after.timestamps.promoted is None else None,
+                                    overdue is not None and overdue.status == "True"
+                                    and not (complete is not None and complete.status == "True")))
+
+    def _phases(self, before: Status, after: Status, namespace: str) -> None:
+        previous, since = before.phase, _entered_at(before)
+        for entry in _phases_entered(before, after):
+            phase = Phase(entry.action)
+            if previous is not None and since is not None:
+                self.phase_duration.labels(phase=previous.value).observe(max(0.0, (entry.time - since).total_seconds()))
+            self.transitions.labels(namespace=namespace, phase=phase.value).inc()
+            if phase.terminal:
+                self.outcomes.labels(namespace=namespace, outcome=phase.value).inc()
+            if phase is Phase.ROLLING_BACK:
+                rolled = after.condition(ConditionType.ROLLED_BACK)
+                self.rollbacks.labels(namespace=namespace, reason=rolled.reason if rolled else "Unknown").inc()
+            previous, since = phase, entry.time
+
+    def _clocks(self, before: Status, after: Status, namespace: str) -> None:
+        ts, old = after.timestamps, before.timestamps
+        if ts.approved and old.approved is None:
+            requested = ts.verified or ts.created
+            if requested:
+                self.approval_wait.labels(namespace=namespace).observe(
+                    max(0.0, (ts.approved - requested).total_seconds()))
         # traffic reached the hotfix when the EndpointSlices were seen on green, not when it was decided
-        if ts.promoted and before.timestamps.promoted is None:
+        if ts.promoted and old.promoted is None:
             if ts.created:
-                self.time_to_production.observe((ts.promoted - ts.created).total_seconds())
+                self.time_to_production.labels(namespace=namespace).observe((ts.promoted - ts.created).total_seconds())
             if ts.approved:
-                self.approval_to_production.observe((ts.promoted - ts.approved).total_seconds())
+                self.approval_to_production.labels(namespace=namespace).observe(
+                    (ts.promoted - ts.approved).total_seconds())
+
+    def _conditions(self, before: Status, after: Status, namespace: str) -> None:
+        breached, was = after.condition(ConditionType.SLA_BREACHED), before.condition(ConditionType.SLA_BREACHED)
+        if breached is not None and breached.status == "True" and (was is None or was.status != "True"):
+            self.sla_breaches.labels(namespace=namespace).inc()
+        gate, old_gate = (after.condition(ConditionType.PROVENANCE_VERIFIED),
+                          before.condition(ConditionType.PROVENANCE_VERIFIED))
+        changed = old_gate is None or (gate is not None and (gate.status, gate.reason) != (old_gate.status,
+                                                                                            old_gate.reason))
+        if gate is not None and (changed or after.verify_attempts > before.verify_attempts):
+            result = {"True": "verified", "False": "refused"}.get(gate.status, "retry")
+            self.verifications.labels(result=result, reason=gate.reason).inc()
 
     def record_followup(self, decision: FollowupDecision) -> None:
         if decision.step is None:
@@ -55,5 +210,7 @@ class Metrics:
         failure = decision.failure
         result = "ok" if failure is None else "transient" if failure.transient else "permanent"
         self.followup_steps.labels(step=decision.step.value, result=result).inc()
+        if failure is not None:
+            self.followup_failures.labels(step=decision.step.value, reason=failure.reason).inc()
         if decision.overdue_opened:
             self.postmortems_overdue.inc()
