@@ -23,18 +23,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from localcluster.identities import OPERATOR, SERVICE_ACCOUNTS, identity_manifests, role_bindings
+from localcluster.identities import USERS as USERS  # re-exported: tests list the users' kubeconfigs
 from localcluster.pki import CertificateAuthority, KeyPair
 from localcluster.toolchain import Toolchain
 
-USERS: dict[str, tuple[str, ...]] = {
-    # name -> groups (the certificate's O entries)
-    "alice": ("hotfix:requesters",),
-    "bob": ("hotfix:approvers",),
-    "carol": ("hotfix:approvers",),
-    "mallory": (),
-}
-OPERATOR_NAMESPACE = "hotfix-system"
-OPERATOR_SERVICE_ACCOUNT = "hotfix-operator"
+OPERATOR_NAMESPACE = OPERATOR.namespace
+OPERATOR_SERVICE_ACCOUNT = OPERATOR.name
 KWOK_NODES = 3
 POD_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
@@ -305,12 +300,11 @@ class LocalCluster:
         for user, groups in USERS.items():
             pair = ca.issue(f"user-{user}", user, organizations=groups)
             self._kubeconfig_for(self.user_kubeconfig(user), user, pair, ca)
-        # The operator authenticates as its service account; a client certificate whose CN is the
-        # service account's user name is the same identity to RBAC, without expiring tokens.
-        sa_user = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}"
-        pair = ca.issue("user-operator", sa_user,
-                        organizations=("system:serviceaccounts", f"system:serviceaccounts:{OPERATOR_NAMESPACE}"))
-        self._kubeconfig_for(self.operator_kubeconfig, sa_user, pair, ca)
+        # The operator and the other service accounts: a client certificate whose CN is the service
+        # account's user name is the same identity to RBAC and admission, without expiring tokens.
+        for name, account in SERVICE_ACCOUNTS.items():
+            pair = ca.issue(f"user-{name}", account.username, organizations=account.groups)
+            self._kubeconfig_for(self.user_kubeconfig(name), account.username, pair, ca)
 
     def _start_controllers(self, ca: CertificateAuthority) -> None:
         sa = ca.service_account_keys()
@@ -358,29 +352,17 @@ class LocalCluster:
                         "capacity": {"cpu": "64", "memory": "256Gi", "pods": "250"}}}
             for i in range(self.nodes)
         ]
-        manifests = [
-            *nodes,
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}},
-            {"apiVersion": "v1", "kind": "ServiceAccount",
-             "metadata": {"name": OPERATOR_SERVICE_ACCOUNT, "namespace": OPERATOR_NAMESPACE}},
-        ]
+        manifests = [*nodes, *identity_manifests()]
         self._wait("kube-apiserver RBAC bootstrap",
                    lambda: self.kubectl("get", "clusterrole", "admin", check=False).returncode == 0)
         self.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}))
-        # Shipped roles (requester/approver, operator) come from the repository, bound here to local users.
+        # Shipped roles (requester, approver, GitOps requester, operator) come from the repository and are
+        # bound here to the local identities (localcluster.identities).
         templates = REPO / "charts" / "hotfix-operator" / "templates"
         self.kubectl("apply", "-f", str(REPO / "crds" / "rbac.yaml"), "-f", str(templates / "clusterrole.yaml"),
                      "-f", str(templates / "role.yaml"))
-        bindings = [
-            _cluster_role_binding("local-requesters", "hotfix-requester", group="hotfix:requesters"),
-            _cluster_role_binding("local-approvers", "hotfix-approver", group="hotfix:approvers"),
-            _cluster_role_binding("local-requesters-view", "view", group="hotfix:requesters"),
-            _cluster_role_binding("local-approvers-view", "view", group="hotfix:approvers"),
-            {**_cluster_role_binding("hotfix-operator", "hotfix-operator", group=None),
-             "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_SERVICE_ACCOUNT,
-                           "namespace": OPERATOR_NAMESPACE}]},
-        ]
-        self.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": bindings}))
+        self.kubectl("apply", "-f", "-",
+                     stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": role_bindings()}))
 
     def _wait_nodes_ready(self) -> None:
         def ready() -> bool:
@@ -417,12 +399,3 @@ class LocalCluster:
                  "pids": {p.name: p.popen.pid for p in self.processes}}
         (self.workdir / "cluster.json").write_text(json.dumps(state, indent=2))
 
-
-def _cluster_role_binding(name: str, role: str, *, group: str | None) -> dict[str, object]:
-    binding: dict[str, object] = {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-    }
-    if group:
-        binding["subjects"] = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]
-    return binding

@@ -1,5 +1,6 @@
 """Fixtures for the operator on the real control plane: the operator as a real process (so a test
-can kill it), a fresh namespace per test with the quickstart app, and a real image in the registry."""
+can kill it), a fresh namespace per test with the quickstart app, a real image in the registry, and
+approving and aborting as the local identities do it (in their own name, with their real groups)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from localcluster.cluster import LocalCluster, _die_with_parent, free_port
 from localcluster.oci import PushedImage, Pusher
 from localcluster.signing import LOCAL_BUILDER, LocalSigner, slsa_v1_statement
 from tests.kube import Kube, wait_for
+from tests.support.api_as import ApiAs
 from tests.support.releases import COMMIT, SOURCE, release_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -173,17 +176,63 @@ def hotfix_manifest(image: str, name: str = "checkout-hotfix", **spec_overrides:
             "spec": release_spec(image, **spec_overrides)}
 
 
-def approve(kube: Kube, namespace: str, name: str, approver: str = "bob", decision: str = "Approve") -> None:
-    patch = json.dumps(
-        [
-            {
-                "op": "add",
-                "path": "/spec/approval/approvals/-",
-                "value": {"approver": approver, "decision": decision, "comment": "reviewed the diff"},
-            }
-        ]
-    )
-    kube.kubectl("patch", "hfr", name, "-n", namespace, "--type=json", "-p", patch, user=approver)
+@dataclass(frozen=True)
+class Identity:
+    """A local identity as the API server authenticates it (`kubectl auth whoami`)."""
+
+    username: str
+    groups: tuple[str, ...]
+
+
+_WHOAMI: dict[tuple[Path, str], Identity] = {}
+
+
+def whoami(kube: Kube, user: str) -> Identity:
+    """The user name and groups the API server sees for `user`'s kubeconfig, asked once per user."""
+    key = (kube.cluster.workdir, user)
+    if key not in _WHOAMI:
+        info = json.loads(kube.kubectl("auth", "whoami", "-o", "json", user=user))["status"]["userInfo"]
+        _WHOAMI[key] = Identity(info["username"], tuple(info.get("groups", ())))
+    return _WHOAMI[key]
+
+
+def approval(kube: Kube, approver: str, decision: str = "Approve", group: str | None = None,
+             comment: str = "reviewed the diff") -> dict[str, Any]:
+    """The approval `approver` writes: their own name and exactly their groups, as admission requires."""
+    me = whoami(kube, approver)
+    entry: dict[str, Any] = {"approver": me.username, "decision": decision, "comment": comment,
+                             "groups": list(me.groups)}
+    if group:
+        entry["group"] = group
+    return entry
+
+
+def approve(kube: Kube, namespace: str, name: str, approver: str = "bob", decision: str = "Approve",
+            group: str | None = None) -> None:
+    """Append `approver`'s approval as `approver`, through kubectl (a JSON patch, so nothing else changes)."""
+    patch = [{"op": "add", "path": "/spec/approval/approvals/-", "value": approval(kube, approver, decision, group)}]
+    kube.kubectl("patch", "hfr", name, "-n", namespace, "--type=json", "-p", json.dumps(patch), user=approver)
+
+
+def abort(kube: Kube, namespace: str, name: str, by: str = "bob", reason: str = "stopping the rollout by hand") -> None:
+    """Set spec.abort as `by` (the requester or an approver), naming `by` as admission requires."""
+    patch = {"spec": {"abort": {"by": whoami(kube, by).username, "reason": reason}}}
+    kube.kubectl("patch", "hfr", name, "-n", namespace, "--type=merge", "-p", json.dumps(patch), user=by)
+
+
+@pytest.fixture(scope="session")
+def api_as(cluster: LocalCluster) -> Iterator[Callable[[str], ApiAs]]:
+    """The API server as a local identity (a user or a service account) sees it, one client per identity."""
+    clients: dict[str, ApiAs] = {}
+
+    def client_for(user: str) -> ApiAs:
+        if user not in clients:
+            clients[user] = ApiAs(cluster.user_kubeconfig(user))
+        return clients[user]
+
+    yield client_for
+    for each in clients.values():
+        each.close()
 
 
 FileHotfix = Callable[..., dict[str, Any]]

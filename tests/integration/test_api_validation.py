@@ -1,15 +1,17 @@
 """The API server refuses bad HotfixReleases with the rule's own message (CRD schema + CEL).
 
-Each case is applied as alice, the requester, through kubectl: what a person would see."""
+Each case is applied as alice, the requester, through kubectl: what a person would see. Who may
+write what (filing, approving, aborting as oneself) is the admission policy's, in test_admission.py."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import hotfix_manifest
+from tests.integration.conftest import abort, approval, approve, hotfix_manifest
 from tests.kube import Kube
 
 DIGEST = "sha256:" + "ab" * 32
@@ -77,6 +79,8 @@ CREATE_CASES = {
         with_spec(approval={"approvals": [{"approver": "bob", "decision": "LGTM"}]}),
         "decision must be Approve or Reject",
     ),
+    "abort as a boolean": (with_spec(abort=True), "spec.abort in body must be of type object"),
+    "abort without a reason": (with_spec(abort={"by": "alice"}), "spec.abort.reason: Required value"),
     "bake too long": (with_spec(rollout={"bakeSeconds": 100000}), "spec.rollout.bakeSeconds"),
     "deadline too short": (with_spec(rollout={"progressDeadlineSeconds": 1}), "spec.rollout.progressDeadlineSeconds"),
     "missing commit": (with_spec(commitSha=None), "spec.commitSha: Required value"),
@@ -97,8 +101,8 @@ def test_invalid_hotfix_is_refused_on_create_with_the_rules_message(kube: Kube, 
 def test_a_valid_hotfix_is_accepted(kube: Kube, namespace: str) -> None:
     kube.apply(hotfix_manifest(IMAGE), namespace, user="alice")
     obj = kube.release(namespace, "checkout-hotfix")
-    # defaults the API server fills in
-    assert obj["spec"]["abort"] is False
+    # defaults the API server fills in; abort has none: it is absent until someone aborts
+    assert "abort" not in obj["spec"]
     assert obj["spec"]["approval"] == {"approvals": []}
     assert obj["spec"]["rollout"]["autoRollback"] is True
 
@@ -138,16 +142,28 @@ UPDATE_CASES = {
         "approvals are append-only",
     ),
     "approval removed": ([{"op": "remove", "path": "/spec/approval/approvals/0"}], "approvals are append-only"),
-    "abort undone": ([{"op": "replace", "path": "/spec/abort", "value": False}], "abort cannot be undone"),
+    "abort undone": ([{"op": "remove", "path": "/spec/abort"}], "abort cannot be undone"),
+    "abort reason changed": (
+        [{"op": "replace", "path": "/spec/abort/reason", "value": "never mind"}],
+        "abort cannot be changed or undone",
+    ),
+    "abort reassigned": (
+        [{"op": "replace", "path": "/spec/abort/by", "value": "bob"}],
+        "abort cannot be changed or undone",
+    ),
+    "abort turned into a boolean": (
+        [{"op": "replace", "path": "/spec/abort", "value": False}],
+        "spec.abort in body must be of type object",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(UPDATE_CASES))
 def test_changes_after_creation_are_refused_except_approvals_and_abort(kube: Kube, namespace: str, case: str) -> None:
-    manifest = hotfix_manifest(IMAGE)
-    manifest["spec"]["approval"] = {"approvals": [{"approver": "bob", "decision": "Approve"}]}
-    manifest["spec"]["abort"] = case == "abort undone"
-    kube.apply(manifest, namespace, user="alice")
+    kube.apply(hotfix_manifest(IMAGE), namespace, user="alice")
+    approve(kube, namespace, "checkout-hotfix", approver="bob")
+    if case.startswith("abort"):
+        abort(kube, namespace, "checkout-hotfix", by="alice", reason="the incident resolved itself")
     before = kube.release(namespace, "checkout-hotfix")["spec"]
     patch, message = UPDATE_CASES[case]
     output = kube.kubectl(
@@ -162,42 +178,32 @@ def test_changes_after_creation_are_refused_except_approvals_and_abort(kube: Kub
         user="alice",
         check=False,
     )
+    assert "is invalid" in output, output
     assert message in output, output
     assert kube.release(namespace, "checkout-hotfix")["spec"] == before
 
 
 def test_approvals_can_be_appended_and_abort_set(kube: Kube, namespace: str) -> None:
     kube.apply(hotfix_manifest(IMAGE), namespace, user="alice")
-    kube.kubectl(
-        "patch",
-        "hfr",
-        "checkout-hotfix",
-        "-n",
-        namespace,
-        "--type=json",
-        "-p",
-        '[{"op":"add","path":"/spec/approval/approvals/-","value":{"approver":"bob","decision":"Approve"}}]',
-        user="bob",
-    )
-    kube.kubectl(
-        "patch",
-        "hfr",
-        "checkout-hotfix",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"spec":{"abort":true}}',
-        user="alice",
-    )
+    approve(kube, namespace, "checkout-hotfix", approver="bob")
+    approve(kube, namespace, "checkout-hotfix", approver="carol", decision="Reject")
+    abort(kube, namespace, "checkout-hotfix", by="alice", reason="the incident resolved itself")
     spec = kube.release(namespace, "checkout-hotfix")["spec"]
-    assert [a["approver"] for a in spec["approval"]["approvals"]] == ["bob"]
-    assert spec["abort"] is True
+    assert spec["approval"]["approvals"] == [approval(kube, "bob"), approval(kube, "carol", decision="Reject")]
+    assert spec["abort"] == {"by": "alice", "reason": "the incident resolved itself"}
+
+
+def test_a_new_hotfix_cannot_be_aborted_already(kube: Kube, namespace: str) -> None:
+    output = kube.apply(with_spec(abort={"by": "alice", "reason": "just in case"}), namespace, user="alice",
+                        check=False)
+    assert "Error from server (Forbidden)" in output, output
+    assert "a new HotfixRelease cannot be aborted already" in output, output
+    assert "NotFound" in kube.kubectl("get", "hfr", "checkout-hotfix", "-n", namespace, check=False)
 
 
 def test_a_user_without_rights_cannot_file_or_approve(kube: Kube, namespace: str) -> None:
-    output = kube.apply(hotfix_manifest(IMAGE), namespace, user="mallory", check=False)
-    assert "forbidden" in output.lower()
+    output = kube.apply(hotfix_manifest(IMAGE, requestedBy="mallory"), namespace, user="mallory", check=False)
+    assert "forbidden" in output.lower(), output
     kube.apply(hotfix_manifest(IMAGE), namespace, user="alice")
     output = kube.kubectl(
         "patch",
@@ -207,17 +213,18 @@ def test_a_user_without_rights_cannot_file_or_approve(kube: Kube, namespace: str
         namespace,
         "--type=json",
         "-p",
-        '[{"op":"add","path":"/spec/approval/approvals/-","value":{"approver":"mallory","decision":"Approve"}}]',
+        json.dumps([{"op": "add", "path": "/spec/approval/approvals/-", "value": approval(kube, "mallory")}]),
         user="mallory",
         check=False,
     )
-    assert "forbidden" in output.lower()
+    assert 'User "mallory" cannot get resource "hotfixreleases"' in output, output  # RBAC, before admission
 
 
 def test_printer_columns_show_phase_version_target_approvals(kube: Kube, namespace: str) -> None:
     kube.apply(hotfix_manifest(IMAGE), namespace, user="alice")
-    header = kube.kubectl("get", "hfr", "-n", namespace).splitlines()[0].split()
-    assert header == ["NAME", "PHASE", "VERSION", "TARGET", "APPROVALS", "AGE"]
+    header = kube.kubectl("get", "hfr", "-n", namespace).splitlines()[0]
+    assert re.split(r"\s{2,}", header.strip()) == ["NAME", "PHASE", "VERSION", "TARGET", "APPROVALS", "WAITING FOR",
+                                                    "AGE"]
     assert "checkout-hotfix" in kube.kubectl("get", "hotfix", "-n", namespace)  # the category
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from localcluster.cluster import LocalCluster
-from tests.integration.conftest import FileHotfix, OperatorProcess, approve
+from tests.integration.conftest import FileHotfix, OperatorProcess, abort, approve
 from tests.kube import Kube, wait_for
 from tests.support.cutover import APP, assert_original_shape, condition, pods_by_hash
 from tests.support.traffic import EndpointSampler
@@ -117,7 +117,7 @@ def test_an_abort_with_frozen_endpoint_slices_warns_keeps_both_sides_and_finishe
     blue_ips, blue_image, _ = approve_a_long_bake(kube, ns, file_hotfix)
     with sampler(cluster, ns) as samples:
         with cluster.paused(KCM):
-            kube.kubectl("patch", "hfr", NAME, "-n", ns, "--type=merge", "-p", '{"spec":{"abort":true}}', user="bob")
+            abort(kube, ns, NAME, by="bob", reason="aborting while the EndpointSlices are frozen")
             warned = wait_for("the operator to say the switch back is not seen", lambda: obj if condition(
                 obj := kube.release(ns, NAME), "TrafficSwitched").get("reason") == "EndpointsNotConfirmed" else None,
                 timeout=45)
