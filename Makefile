@@ -5,6 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LOCAL := .local
 export PYTHONPATH := $(CURDIR)/hack
+# helm, built from its pinned Go module into the cache on first use (hack/build-binaries.sh helm)
+HELM = $(shell bash hack/build-binaries.sh helm)/helm
+CHART_ALL_ON := --set dashboard.enabled=true,prometheusRule.enabled=true,metrics.serviceMonitor.enabled=true,defaultPolicy.enabled=true
 KUBECTL = $(shell PYTHONPATH=$(CURDIR)/hack $(PY) -c "from localcluster.toolchain import Toolchain; print(Toolchain.from_cache(build=False).kubectl)")
 
 .PHONY: help deps dev test test-unit cluster cluster-down crds operator lint bench clean postmortems
@@ -41,10 +44,13 @@ operator: crds ## run the operator in the foreground against .local/kubeconfig (
 postmortems: ## hotfix tags without a post-mortem: make postmortems REPO=owner/name (token in $$GITHUB_TOKEN)
 	@$(VENV)/bin/hotfix-operator postmortems --repo "$(REPO)" $(if $(GITHUB_API_URL),--github-url $(GITHUB_API_URL))
 
-lint: deps ## ruff, mypy and the import-linter layer contracts
+lint: deps ## ruff, mypy, the import-linter layer contracts, helm lint/template, hadolint
 	@$(VENV)/bin/ruff check operator tests hack bench
 	@$(VENV)/bin/mypy
 	@$(VENV)/bin/lint-imports
+	@set -o pipefail; $(HELM) lint --strict charts/hotfix-operator $(CHART_ALL_ON) 2>&1 | grep -v 'found symbolic link'
+	@$(HELM) template hotfix-operator charts/hotfix-operator --namespace hotfix-operator $(CHART_ALL_ON) >/dev/null
+	@$(VENV)/bin/hadolint Dockerfile
 
 bench: deps ## every benchmark; writes bench/results/*.json
 	@for b in bench/bench_*.py; do $(PY) $$b || exit 1; done

@@ -4,6 +4,9 @@
 #
 #   hack/build-binaries.sh            build whatever is missing, print the bin directory
 #   hack/build-binaries.sh cosign     build cosign only (not part of `all`), print its bin directory
+#   hack/build-binaries.sh helm       build helm only (not part of `all`), print its bin directory
+#   hack/build-binaries.sh kstatus    build the kstatus helper (hack/kstatus), print its bin directory
+#   hack/build-binaries.sh monitoring-crds   fetch the ServiceMonitor/PrometheusRule CRDs, print their directory
 #   HOTFIX_CACHE=/path ...            cache root (default: ~/.cache/hotfix-operator)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,6 +22,9 @@ k8s_bin="$cache/kubernetes-$KUBERNETES_VERSION/bin"
 etcd_bin="$cache/etcd-$ETCD_VERSION/bin"
 kwok_bin="$cache/kwok-$KWOK_VERSION/bin"
 cosign_bin="$cache/cosign-$COSIGN_VERSION/bin"
+helm_bin="$cache/helm-$HELM_VERSION/bin"
+kstatus_bin="$cache/kstatus-$CLI_UTILS_VERSION/bin"
+monitoring_crds="$cache/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION/crds"
 
 export GOFLAGS="-buildvcs=false -trimpath"
 export CGO_ENABLED=0
@@ -114,13 +120,56 @@ build_cosign() {
   GOBIN="$cosign_bin" go install -ldflags "-s -w" "$module/cmd/cosign@$COSIGN_VERSION"
 }
 
+build_helm() {
+  [ -x "$helm_bin/helm" ] && return 0
+  # Only the chart's lint and tests need helm, so it is built on demand. helm.sh/helm/v3's go.mod has
+  # no replace directives, so `go install module@version` works; the ldflag makes `helm version` honest.
+  mkdir -p "$helm_bin"
+  log "helm $HELM_VERSION: building (cold: ~3-6 min on 2 cores)"
+  # like helm's own Makefile: the Kubernetes version `helm template` and `helm lint` assume is the one
+  # of the client-go it was built with (v0.34 for helm v3.19), not the library default v1.20
+  local kube="1.34" x="helm.sh/helm/v3"
+  GOBIN="$helm_bin" go install -ldflags "-s -w -X $x/internal/version.version=$HELM_VERSION \
+    -X $x/pkg/chartutil.k8sVersionMajor=${kube%%.*} -X $x/pkg/chartutil.k8sVersionMinor=${kube#*.} \
+    -X $x/pkg/lint/rules.k8sVersionMajor=${kube%%.*} -X $x/pkg/lint/rules.k8sVersionMinor=${kube#*.}" \
+    "$x/cmd/helm@$HELM_VERSION"
+}
+
+build_kstatus() {
+  [ -x "$kstatus_bin/kstatus" ] && return 0
+  # A wrapper module around hack/kstatus/main.go that pins sigs.k8s.io/cli-utils (Flux's kstatus).
+  local src="$cache/kstatus-$CLI_UTILS_VERSION/src"
+  mkdir -p "$src" "$kstatus_bin"
+  log "kstatus (cli-utils $CLI_UTILS_VERSION): building"
+  cp "$here/kstatus/main.go" "$src/main.go"
+  printf 'module hotfix-operator/kstatus\n\ngo 1.24\n\nrequire sigs.k8s.io/cli-utils %s\n' "$CLI_UTILS_VERSION" > "$src/go.mod"
+  (cd "$src" && go mod tidy >/dev/null && go build -ldflags "-s -w" -o "$kstatus_bin/kstatus" .)
+}
+
+fetch_monitoring_crds() {
+  [ -f "$monitoring_crds/monitoring.coreos.com_prometheusrules.yaml" ] && return 0
+  # Not built: the module zip (from the Go module proxy, checksummed by sum.golang.org) carries the CRDs.
+  local dir
+  mkdir -p "$monitoring_crds"
+  log "prometheus-operator $PROMETHEUS_OPERATOR_VERSION: fetching its CRDs"
+  dir=$(cd "$monitoring_crds" && GOFLAGS=-mod=mod go mod download -json \
+    "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  for kind in servicemonitors prometheusrules; do
+    cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$monitoring_crds/"
+  done
+  chmod u+w "$monitoring_crds"/*.yaml
+}
+
 what=${1:-all}
 case "$what" in
   kubernetes) build_kubernetes ;;
   etcd) build_etcd ;;
   kwok) build_kwok ;;
   cosign) build_cosign; echo "$cosign_bin"; exit 0 ;;
+  helm) build_helm; echo "$helm_bin"; exit 0 ;;
+  kstatus) build_kstatus; echo "$kstatus_bin"; exit 0 ;;
+  monitoring-crds) fetch_monitoring_crds; echo "$monitoring_crds"; exit 0 ;;
   all) build_etcd; build_kwok; build_kubernetes ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|kwok|cosign]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|cosign|helm|kstatus|monitoring-crds]" >&2; exit 2 ;;
 esac
 echo "$k8s_bin:$etcd_bin:$kwok_bin"
