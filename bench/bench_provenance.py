@@ -24,7 +24,7 @@ from localcluster.oci import Pusher
 from localcluster.signing import LOCAL_BUILDER, LocalSigner, slsa_v1_statement
 
 RUNS = int(os.environ.get("HOTFIX_BENCH_RUNS", "20"))
-VECTORS = REPO.parent / "shared" / "vectors"
+VECTORS = REPO / "tests" / "data" / "vectors"
 COMMIT = "a8b1963c1f0e2d3b4a5968776655443322110099"
 SOURCE = "github.com/acme/checkout"
 GENERATOR = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml"

@@ -4,7 +4,6 @@ provenance binds it to the exact commit reaches AwaitingApproval; anything else 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +13,8 @@ from localcluster.oci import Pusher
 from localcluster.signing import LocalSigner
 from tests.integration.conftest import COMMIT, POLICY_LABEL, FileHotfix, OperatorProcess, push_signed
 from tests.kube import Kube
+from tests.support.vectors import VECTORS
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors"
 SLSA_REPO = "github.com/slsa-framework/example-package"
 GENERATOR = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml"
 

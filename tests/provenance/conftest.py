@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-VECTORS = Path(os.environ.get("HOTFIX_PROVENANCE_VECTORS", Path(__file__).resolve().parents[3] / "shared" / "vectors"))
+from tests.support.vectors import VECTORS
 
 
 class NetworkUsed(AssertionError):
@@ -33,8 +32,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def vectors() -> Path:
     if not (VECTORS / "README.md").is_file():
         pytest.fail(
-            f"provenance vectors not found at {VECTORS}: they live in shared/vectors beside the "
-            "repository (or set HOTFIX_PROVENANCE_VECTORS)"
+            f"provenance vectors not found at {VECTORS} (tests/data/vectors in the repository)"
         )
     return VECTORS
 
