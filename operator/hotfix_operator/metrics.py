@@ -149,9 +149,27 @@ class Metrics:
                                             buckets=_RECONCILE_BUCKETS, registry=r)
         self.fleet = _Fleet(clock)
         r.register(self.fleet)
+        self._namespaces: set[str] = set()
+        for phase in Phase:
+            self.phase_duration.labels(phase=phase.value)
+
+    def _touch(self, namespace: str) -> None:
+        """Create a namespace's series at 0 when first seen: rate() and increase() need a sample before
+        the first event, or the first hotfix of a namespace never shows on a panel or in an alert."""
+        if namespace in self._namespaces:
+            return
+        self._namespaces.add(namespace)
+        for histogram in (self.time_to_production, self.approval_to_production, self.approval_wait):
+            histogram.labels(namespace=namespace)
+        self.sla_breaches.labels(namespace=namespace)
+        for phase in Phase:
+            self.transitions.labels(namespace=namespace, phase=phase.value)
+            if phase.terminal:
+                self.outcomes.labels(namespace=namespace, outcome=phase.value)
 
     def record(self, before: Status, after: Status, namespace: str = "", name: str = "") -> None:
         """One reconcile's change from `before` to `after` (called once per reconcile)."""
+        self._touch(namespace)
         self._phases(before, after, namespace)
         self._clocks(before, after, namespace)
         self._conditions(before, after, namespace)
