@@ -59,7 +59,7 @@ def test_an_approved_hotfix_goes_from_pending_to_succeeded(
     assert {"Accepted", "Approved", "TrafficSwitched", "Succeeded"} <= set(reasons)
     assert any(e.reason == "Approved" and e.message.startswith("bob:") for e in events)  # names the actor
     metrics = httpx.get(f"http://127.0.0.1:{running_operator.metrics_port}/metrics", timeout=5).text
-    assert 'hotfix_releases_total{outcome="Succeeded"}' in metrics
+    assert f'hotfix_releases_total{{namespace="{ns}",outcome="Succeeded"}} 1.0' in metrics
     assert "hotfix_approval_to_production_seconds_count" in metrics
 
 
@@ -163,7 +163,7 @@ def test_abort_during_the_bake_moves_traffic_back_to_blue(
     abort(kube, ns, "checkout-hotfix", by="bob", reason="error rate up on green")
     done = kube.wait_phase(ns, "checkout-hotfix", "RolledBack", "Succeeded", "Failed")
     assert done["status"]["phase"] == "RolledBack"
-    assert "spec.abort" in condition(done, "RolledBack")["message"]
+    assert "aborted by bob: error rate up on green" in condition(done, "RolledBack")["message"]
     assert_original_shape(kube, ns, blue_image)
     assert kube.endpoint_ips(ns, "checkout") == blue_ips
 
