@@ -62,6 +62,10 @@ class Controller:
         self.followup = followup
 
     def reconcile_once(self, namespace: str, name: str, *, force_abort: bool = False) -> Outcome:
+        with self.metrics.reconcile_duration.time():
+            return self._reconcile_once(namespace, name, force_abort=force_abort)
+
+    def _reconcile_once(self, namespace: str, name: str, *, force_abort: bool = False) -> Outcome:
         body = self.kube.get_release(namespace, name)
         if body is None:
             return Outcome(None, None, done=True)
@@ -87,7 +91,7 @@ class Controller:
             log.info("%s/%s: %s", namespace, name, self.kube.execute(release, action))
         for event in decision.events:
             self.kube.post_event(release, event, now)
-        self.metrics.record(status, decision.status)
+        self.metrics.record(status, decision.status, namespace, name)
         outcome = Outcome(decision.status.phase, decision.requeue_after, done=is_finished(decision))
         if followups_due(decision.status) and self.followup is not None:
             return self.follow_up(release, decision.status, outcome, policies)
