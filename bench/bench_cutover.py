@@ -68,7 +68,8 @@ def cutovers(cluster: LocalCluster, runs: int, bake: int, scale_down: int) -> tu
                              "rollout": {"bakeSeconds": bake, "scaleDownDelaySeconds": scale_down}}}
         kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(manifest), user="alice")
         wait_phase(cluster, ns, {"AwaitingApproval"})
-        patch = '[{"op":"add","path":"/spec/approval/approvals/-","value":{"approver":"bob","decision":"Approve"}}]'
+        patch = ('[{"op":"add","path":"/spec/approval/approvals/-","value":{"approver":"bob","decision":"Approve",'
+                 '"groups":["hotfix:approvers","system:authenticated"]}}]')
         approved = time.monotonic()
         kubectl("patch", "hfr", "hf", "-n", ns, "--type=json", "-p", patch, user="bob")
         wait_phase(cluster, ns, {"Promoted", "Finalizing", "Succeeded"})

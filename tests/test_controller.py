@@ -147,7 +147,8 @@ def test_each_gate_runs_only_in_its_phase_and_resolves_the_policy_once() -> None
         seen.append((outcome.phase, gates.checked[checked:], policies.reads - reads))
     # every reconcile before the switch reads the policy's rules; the gate of the phase shares that read
     assert seen == [
-        (Phase.PENDING, [], 1),  # a new release is initialised without any gate (its SLA comes from the policy)
+        (Phase.PENDING, ["approvals"], 1),  # filed: its SLA comes from the policy, and the admission policy it is
+        # filed under is noted
         (Phase.VERIFYING, ["image"], 1),
         (Phase.AWAITING_APPROVAL, ["provenance"], 1),
         (Phase.DEPLOYING, ["approvals"], 1),

@@ -132,6 +132,7 @@ class Reason(enum.StrEnum):
     SLA_BREACHED = "SLABreached"
     WAIT_TIMER = "WaitTimer"
     ADMISSION_POLICY_MISSING = "AdmissionPolicyMissing"
+    ADMISSION_POLICY_CHANGED = "AdmissionPolicyChanged"
     APPROVAL_NOT_AUTHORIZED = "ApprovalNotAuthorized"
     # follow-ups
     TAGGED = "Tagged"

@@ -90,19 +90,45 @@ def test_an_approver_who_lost_the_right_is_not_counted() -> None:
     assert status.phase == Phase.DEPLOYING
 
 
+FILED_UNDER = AdmissionCheck(ok=True, fingerprint="policy u1/1; binding u2/1")
+MISSING = AdmissionCheck(ok=False, message="ValidatingAdmissionPolicyBinding hotfix-operator-approvals is missing",
+                         fingerprint="policy u1/1; binding missing")
+
+
 def test_without_the_admission_policy_nothing_is_counted_and_status_says_how_to_install_it() -> None:
-    world = World(release(approval("bob"), risk="medium"),
-                  admission=AdmissionCheck(ok=False, message="ValidatingAdmissionPolicy hotfix-operator-approvals "
-                                                             "is missing"))
-    status, events = settle(world, steps=6)
+    world = World(release(risk="medium"), admission=FILED_UNDER)
+    status, _ = settle(world, steps=4)
+    world.admission = MISSING
+    world.release = release(approval("bob"), risk="medium")
+    status, events = settle(world, status, steps=6)
     assert status.phase == Phase.AWAITING_APPROVAL and status.approved_by == ()
     cond = status.condition("Approved")
     assert cond is not None and cond.reason == "AdmissionPolicyMissing"
     assert "kubectl apply --server-side -f crds/admission.yaml" in status.message
     assert [e.reason for e in events].count("AdmissionPolicyMissing") == 1, "one Warning, not one per reconcile"
-    world.admission = AdmissionCheck(ok=True)
+
+
+def test_approvals_are_never_trusted_once_the_admission_policy_changed_under_the_release() -> None:
+    """Delete the binding, forge an approval, put a fresh binding back: the release is rejected, because
+    an approval first seen after the gap may have been written during it."""
+    world = World(release(risk="medium"), admission=FILED_UNDER)
+    status, _ = settle(world, steps=4)
+    assert status.admission_fingerprint == FILED_UNDER.fingerprint
+    world.release = release(approval("bob"), risk="medium")  # written while nothing checked it
+    world.admission = AdmissionCheck(ok=True, fingerprint="policy u1/1; binding u3/1")  # re-created
     status, _ = settle(world, status)
-    assert status.phase == Phase.DEPLOYING
+    assert status.phase == Phase.REJECTED and status.approved_by == ()
+    cond = status.condition("Approved")
+    assert cond is not None and cond.reason == "AdmissionPolicyChanged"
+    assert "none of its approvals can be trusted" in status.message
+
+
+def test_a_release_filed_while_the_policy_was_missing_is_never_approved() -> None:
+    world = World(release(risk="medium"), admission=MISSING)
+    status, _ = settle(world, steps=4)
+    world.admission, world.release = FILED_UNDER, release(approval("bob"), risk="medium")
+    status, _ = settle(world, status)
+    assert status.phase == Phase.REJECTED, "its requestedBy was never proven either"
 
 
 def test_a_reject_by_an_approver_ends_the_release() -> None:

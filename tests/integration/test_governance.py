@@ -60,30 +60,34 @@ def test_the_operator_counts_the_accepted_approval_at_the_time_it_saw_it(
     assert "at" not in done["spec"]["approval"]["approvals"][0], "no client-supplied time exists"
 
 
-def test_without_the_admission_policy_nothing_deploys_and_status_says_how_to_put_it_back(
+def test_without_the_admission_policy_nothing_deploys_and_approvals_from_the_gap_are_never_trusted(
     kube: Kube, cluster: LocalCluster, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
 ) -> None:
     ns = quickstart
     file_hotfix(ns)
     kube.wait_phase(ns, NAME, "AwaitingApproval")
-    approve(kube, ns, NAME, "bob")  # accepted while the policy is still in place
     kube.kubectl("delete", "validatingadmissionpolicybinding", "hotfix-operator-approvals")
     try:
-        held = wait_for("the operator to refuse to count", lambda: obj if condition(
+        held = wait_for("the operator to stop counting", lambda: obj if condition(
             obj := kube.release(ns, NAME), "Approved").get("reason") == "AdmissionPolicyMissing" else None, timeout=60)
-        assert held["status"]["phase"] == "AwaitingApproval"
         assert "kubectl apply --server-side -f crds/admission.yaml" in held["status"]["message"]
         assert "ValidatingAdmissionPolicyBinding hotfix-operator-approvals is missing" in held["status"]["message"]
-        assert [d.metadata.name for d in kube.apps.list_namespaced_deployment(ns).items] == ["checkout"]
+        # with nothing enforcing, the requester can write an approval in bob's name: the API server takes it
+        forged = json.dumps([{"op": "add", "path": "/spec/approval/approvals/-", "value": {
+            "approver": "bob", "decision": "Approve", "groups": ["hotfix:approvers", "system:authenticated"]}}])
+        kube.kubectl("patch", "hfr", NAME, "-n", ns, "--type=json", "-p", forged, user="alice")
         warnings = kube.core.list_namespaced_event(
             ns, field_selector="involvedObject.kind=HotfixRelease,reason=AdmissionPolicyMissing").items
         assert len(warnings) == 1
-        metrics = _metrics(running_operator)
-        assert "hotfix_admission_policy_installed 0.0" in metrics
+        assert "hotfix_admission_policy_installed 0.0" in _metrics(running_operator)
+        assert kube.release(ns, NAME)["status"]["phase"] == "AwaitingApproval"
     finally:
         cluster.kubectl("apply", "--server-side", "-f", str(ADMISSION))
-    done = kube.wait_phase(ns, NAME, "Succeeded", "RolledBack", "Failed", "Rejected", timeout=90)
-    assert done["status"]["phase"] == "Succeeded", "once it is back, the same approval counts"
+    done = kube.wait_phase(ns, NAME, "Rejected", "Deploying", "Promoted", "Succeeded", timeout=60)
+    assert done["status"]["phase"] == "Rejected", "the forged approval must never count"
+    assert condition(done, "Approved")["reason"] == "AdmissionPolicyChanged"
+    assert done["status"].get("approvedBy", []) == []
+    assert [d.metadata.name for d in kube.apps.list_namespaced_deployment(ns).items] == ["checkout"]
 
 
 def _metrics(operator: OperatorProcess) -> str:

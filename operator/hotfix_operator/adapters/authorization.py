@@ -64,6 +64,16 @@ def admission_differences(policy: dict[str, Any] | None, binding: dict[str, Any]
     return problems
 
 
+def fingerprint(policy: dict[str, Any] | None, binding: dict[str, Any] | None) -> str:
+    """Which policy and binding objects these are: deleting and re-creating one, or editing it, changes it."""
+    def one(obj: dict[str, Any] | None) -> str:
+        if obj is None:
+            return "missing"
+        meta = obj.get("metadata", {})
+        return f"{meta.get('uid')}/{meta.get('generation')}"
+    return f"policy {one(policy)}; binding {one(binding)}"
+
+
 class ApprovalAuthority:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
@@ -82,7 +92,7 @@ class ApprovalAuthority:
         problems = admission_differences(policy, binding, self.shipped)
         if problems:
             log.warning("approvals are not counted: %s; install %s", "; ".join(problems), INSTALL_HINT)
-        return AdmissionCheck(ok=not problems, message="; ".join(problems))
+        return AdmissionCheck(ok=not problems, message="; ".join(problems), fingerprint=fingerprint(policy, binding))
 
     def _read(self, read: Any, name: str) -> dict[str, Any] | None:
         try:

@@ -47,6 +47,9 @@ class AdmissionCheck:
 
     ok: bool
     message: str = ""
+    # which objects (uid/generation of the policy and the binding; "missing" when absent): a release
+    # filed under one fingerprint trusts no approval once it changes
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)

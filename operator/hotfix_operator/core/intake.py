@@ -147,6 +147,13 @@ def awaiting_approval(s: Step) -> None:
     if not check.admission.ok:
         hold_for_admission(s, check.admission.message)
         return
+    if s.status.admission_fingerprint not in (None, check.admission.fingerprint):
+        s.update(waiting_for=None)
+        s.reject(Reason.ADMISSION_POLICY_CHANGED, "the admission policy that proves who approves was replaced, "
+                 "removed or edited since this release was filed, so none of its approvals can be trusted; file a "
+                 "new HotfixRelease", condition=ConditionType.APPROVED)
+        return
+    s.update(admission_fingerprint=check.admission.fingerprint)
     verdict = judge(s.spec, rules, check.rights)
     seen = observe_approvals(s.status.observed_approvals, s.spec, s.now, check.rights)
     s.update(observed_approvals=seen, approved_by=verdict.approvers,
@@ -186,7 +193,9 @@ def hold_for_admission(s: Step, problem: str) -> None:
     """Fail closed: without the admission policy nobody's identity is proven, so nothing is counted."""
     message = (f"no approval is counted while the admission policy is not as shipped: {problem}. Install it: "
                "kubectl apply --server-side -f crds/admission.yaml")
-    first = (s.status.condition(ConditionType.APPROVED) or None)
+    if s.status.admission_fingerprint is None:
+        s.update(admission_fingerprint=s.obs.approvals.admission.fingerprint if s.obs.approvals else "missing")
+    first = s.status.condition(ConditionType.APPROVED)
     s.set_condition(ConditionType.APPROVED, "False", Reason.ADMISSION_POLICY_MISSING, message)
     s.update(waiting_for="the admission policy crds/admission.yaml")
     s.say(message)

@@ -58,6 +58,8 @@ def initialise(s: Step) -> None:
              expires_at=created + datetime.timedelta(seconds=rules.expiry_seconds),
              approvals_required=rules.approvals_needed(s.spec.risk_level),
              requested_through=s.release.requested_through)
+    if s.obs.approvals is not None:  # the admission policy this release is filed under
+        s.update(admission_fingerprint=s.obs.approvals.admission.fingerprint)
     s.stamp(created=created)
     through = f" (filed through {s.release.requested_through})" if s.release.requested_through else ""
     s.enter(Phase.PENDING, f"checking the target and the image for hotfix {s.spec.tag}{through}",
@@ -144,7 +146,8 @@ def needs_provenance_check(status: Status) -> bool:
 
 
 def needs_approval_check(status: Status) -> bool:
-    return status.phase == Phase.AWAITING_APPROVAL
+    """When filed (to note the admission policy it was filed under) and while awaiting approval."""
+    return status.phase is None or status.phase == Phase.AWAITING_APPROVAL
 
 
 def needs_rules(status: Status) -> bool:

@@ -245,6 +245,8 @@ class Status(_Camel):
     wait_timer_ends: datetime.datetime | None = None
     expires_at: datetime.datetime | None = None
     requested_through: str | None = None
+    # the admission policy this release was filed under (see core.governance.AdmissionCheck)
+    admission_fingerprint: str | None = None
     queued_behind: str | None = None
     sla_deadline: datetime.datetime | None = None
     policy: str | None = None
