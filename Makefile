@@ -10,7 +10,7 @@ HELM = $(shell bash hack/build-binaries.sh helm)/helm
 CHART_ALL_ON := --set dashboard.enabled=true,prometheusRule.enabled=true,metrics.serviceMonitor.enabled=true,defaultPolicy.enabled=true
 KUBECTL = $(shell PYTHONPATH=$(CURDIR)/hack $(PY) -c "from localcluster.toolchain import Toolchain; print(Toolchain.from_cache(build=False).kubectl)")
 
-.PHONY: help deps dev test test-unit cluster cluster-down crds operator lint bench clean postmortems
+.PHONY: help deps dev test test-unit cluster cluster-down crds operator lint bench clean postmortems kind-install
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -60,3 +60,18 @@ bench-%: deps ## one benchmark, e.g. make bench-cutover
 
 clean: cluster-down
 	rm -rf $(LOCAL)
+
+ENGINE ?= docker
+KIND_CONTEXT := kind-hotfix
+KEY ?= cosign.pub
+kind-install: ## on kind: cluster, image (ENGINE=docker|podman), chart with CRDs, roles, admission and a policy (KEY=cosign.pub)
+	@command -v kind >/dev/null || { echo "kind is not installed (https://kind.sigs.k8s.io)"; exit 1; }
+	@test -f "$(KEY)" || { echo "KEY=$(KEY): give the cosign public key your releases are signed with"; exit 1; }
+	@kind get clusters | grep -qx hotfix || kind create cluster --config hack/kind/cluster.yaml
+	@$(ENGINE) build -t hotfix-operator:dev .
+	@kind load docker-image hotfix-operator:dev --name hotfix
+	@kubectl --context $(KIND_CONTEXT) create namespace hotfix-system --dry-run=client -o yaml | kubectl --context $(KIND_CONTEXT) apply -f -
+	@kubectl --context $(KIND_CONTEXT) -n hotfix-system create configmap hotfix-release-key --from-file=cosign.pub=$(KEY) --dry-run=client -o yaml | kubectl --context $(KIND_CONTEXT) apply -f -
+	@helm upgrade --install hotfix-operator charts/hotfix-operator --kube-context $(KIND_CONTEXT) -n hotfix-system \
+	  --set image.repository=hotfix-operator --set image.tag=dev --set image.pullPolicy=Never -f hack/kind/default-policy.yaml
+	@echo "installed; label a namespace hotfix.dev/policy=kind and file a HotfixRelease there"

@@ -23,7 +23,9 @@ etcd_bin="$cache/etcd-$ETCD_VERSION/bin"
 kwok_bin="$cache/kwok-$KWOK_VERSION/bin"
 cosign_bin="$cache/cosign-$COSIGN_VERSION/bin"
 helm_bin="$cache/helm-$HELM_VERSION/bin"
-kstatus_bin="$cache/kstatus-$CLI_UTILS_VERSION/bin"
+# keyed by its source too: a change to hack/kstatus/main.go must rebuild it
+kstatus_key="$CLI_UTILS_VERSION-$(sha256sum "$here/kstatus/main.go" | cut -c1-12)"
+kstatus_bin="$cache/kstatus-$kstatus_key/bin"
 monitoring_crds="$cache/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION/crds"
 
 export GOFLAGS="-buildvcs=false -trimpath"
@@ -138,7 +140,7 @@ build_helm() {
 build_kstatus() {
   [ -x "$kstatus_bin/kstatus" ] && return 0
   # A wrapper module around hack/kstatus/main.go that pins sigs.k8s.io/cli-utils (Flux's kstatus).
-  local src="$cache/kstatus-$CLI_UTILS_VERSION/src"
+  local src="$cache/kstatus-$kstatus_key/src"
   mkdir -p "$src" "$kstatus_bin"
   log "kstatus (cli-utils $CLI_UTILS_VERSION): building"
   cp "$here/kstatus/main.go" "$src/main.go"

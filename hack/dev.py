@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO / "hack"))
 from localcluster.cluster import LocalCluster  # noqa: E402
 from localcluster.oci import Pusher  # noqa: E402
 from localcluster.signing import LOCAL_BUILDER, LocalSigner, slsa_v1_statement  # noqa: E402
+from observability import LocalPrometheus, sla_figures, sla_report  # noqa: E402
 
 COMMIT = "a8b1963c1f0e2d3b4a5968776655443322110099"
 SOURCE = "github.com/acme/checkout"
@@ -45,7 +46,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--once", action="store_true", help="stop the operator after the demo instead of keeping it")
     args = parser.parse_args()
-    total = 8
+    total = 9
 
     step(1, total, "local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) + TLS registry")
     env = {**os.environ, "PYTHONPATH": str(REPO / "hack")}
@@ -70,7 +71,9 @@ def main() -> int:
          "--registry-ca-file", state["caFile"], "--metrics-address", "127.0.0.1"],
         stdout=log, stderr=subprocess.STDOUT)
     try:
-        return demo(k, state, total, operator, args.once)
+        # Debian's prometheus scrapes the operator for the whole demo (metrics on 127.0.0.1:8080)
+        with LocalPrometheus.scraping("http://127.0.0.1:8080/metrics", LOCAL / "prometheus") as prom:
+            return demo(k, state, total, operator, args.once, prom)
     finally:
         if operator.poll() is None:
             operator.send_signal(signal.SIGINT)
@@ -80,7 +83,8 @@ def main() -> int:
                 operator.kill()
 
 
-def demo(k, state: dict[str, str], total: int, operator: subprocess.Popen[bytes], once: bool) -> int:  # type: ignore[no-untyped-def]
+def demo(k, state: dict[str, str], total: int, operator: subprocess.Popen[bytes], once: bool,  # type: ignore[no-untyped-def]
+         prom: LocalPrometheus) -> int:
     print(f"  running (pid {operator.pid}); metrics on http://127.0.0.1:8080/metrics")
 
     step(4, total, f"the quickstart app in namespace {NAMESPACE} (Deployment checkout x3, Services checkout, "
@@ -149,6 +153,11 @@ def demo(k, state: dict[str, str], total: int, operator: subprocess.Popen[bytes]
     summary(k, obj, elapsed)
     if last != "Succeeded":
         return 1
+    step(9, total, "the SLA figures, read back from Prometheus with the dashboard's PromQL")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not sla_figures(prom, NAMESPACE).get("succeeded"):
+        time.sleep(1)  # one more scrape after Succeeded
+    print("\n".join(sla_report(prom, NAMESPACE)))
     if once:
         return 0
     kubectl = f"{LocalCluster(LOCAL).toolchain.kubectl} --kubeconfig {LOCAL / 'kubeconfig'}"

@@ -52,6 +52,7 @@ class LocalPrometheus:
         prom = cls(f"http://127.0.0.1:{port}", process)
         try:
             prom.wait_ready()
+            prom.wait_scraped()
             yield prom
         finally:
             process.terminate()
@@ -70,6 +71,16 @@ class LocalPrometheus:
             except OSError:
                 time.sleep(0.2)
         raise TimeoutError(f"prometheus at {self.url} not ready after {timeout}s")
+
+    def wait_scraped(self, timeout: float = 30.0) -> None:
+        """Ready is not scraping: target discovery hands over new targets only every few seconds, so wait
+        for the first scrape, or the first seconds of what the caller does next are never recorded."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.query(f'up{{job="{JOB}"}} == 1'):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"prometheus at {self.url} did not scrape job {JOB} within {timeout}s")
 
     def api(self, path: str, **params: str) -> Any:
         query = urllib.parse.urlencode(params)

@@ -6,9 +6,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 )
 
@@ -19,8 +21,14 @@ type result struct {
 }
 
 func main() {
+	// apimachinery's decoder keeps integers as int64, as the API server's objects have them (the
+	// standard library's would make metadata.generation a float64, which unstructured refuses)
 	var objects []map[string]interface{}
-	if err := json.NewDecoder(os.Stdin).Decode(&objects); err != nil {
+	data, err := io.ReadAll(os.Stdin)
+	if err == nil {
+		err = utiljson.Unmarshal(data, &objects)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "kstatus: stdin must be a JSON list of objects:", err)
 		os.Exit(2)
 	}

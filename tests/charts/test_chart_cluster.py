@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from localcluster.cluster import LocalCluster
 from tests.charts.helm import CHART, EVERYTHING, REPO, render, run_helm
@@ -109,3 +110,22 @@ def test_helm_install_then_upgrade_into_a_namespace(cluster: LocalCluster, kube:
     assert policy["spec"]["sla"] == {"targetSeconds": 600}
     helm_in(cluster, "uninstall", "hfo", "--namespace", ns, "--wait")
     assert kube.kubectl("get", "clusterrolebinding", f"hotfix-operator-{ns}", "--ignore-not-found") == ""
+
+
+def test_what_make_kind_install_installs_passes_a_server_side_dry_run(kube: Kube, chart_namespace: str) -> None:
+    """kind and a container engine do not run here: the chart with hack/kind's values is checked on the
+    local control plane instead, exactly as `make kind-install` passes them."""
+    kind_values = REPO / "hack" / "kind" / "default-policy.yaml"
+    out = run_helm("template", "hotfix-operator", str(CHART), "--namespace", chart_namespace, "-f", str(kind_values),
+                   "--set", "image.repository=hotfix-operator", "--set", "image.tag=dev",
+                   "--set", "image.pullPolicy=Never").stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    policy = next(d for d in docs if d["kind"] == "HotfixPolicy")
+    assert policy["spec"]["namespaceSelector"] == {"matchLabels": {"hotfix.dev/policy": "kind"}}
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "hotfix-operator:dev"
+    items = docs
+    result = kube.kubectl("apply", "--server-side", "--dry-run=server", "--force-conflicts",
+                          "--field-manager=kind-dry-run", "-f", "-",
+                          stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    assert result.count("(server dry run)") == len(items), result
