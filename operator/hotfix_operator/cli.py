@@ -9,14 +9,13 @@ import logging
 import os
 import sys
 
-from prometheus_client import start_http_server
-
 from hotfix_operator import verify_command
 
 
 def _run(args: argparse.Namespace) -> int:
     import kopf
     from kubernetes import client, config
+    from prometheus_client import start_http_server
 
     from hotfix_operator import handlers
     from hotfix_operator.adapters.authorization import ApprovalAuthority

@@ -84,7 +84,11 @@ def check_image_provenance(policy: ResolvedPolicy, image: str, commit: str, sour
     try:
         reference = ImageReference.parse(image)
     except ValueError as exc:
-        return ProvenanceCheck(ok=False, reason="MalformedInput", message=str(exc), policy=policy.name)
+        return ProvenanceCheck(ok=False, reason="InvalidImageReference", message=str(exc), policy=policy.name)
+    if reference.digest is None:
+        return ProvenanceCheck(ok=False, reason="NotDigestPinned", policy=policy.name,
+                               message=f"image {image} is not pinned by digest: give registry/repository@sha256:<hex>, "
+                                       "the digest the provenance binds (a tag can move)")
     try:
         with registry(policy.registry_credentials) as client:
             material = discover(client, reference)

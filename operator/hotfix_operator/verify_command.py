@@ -11,16 +11,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
+if TYPE_CHECKING:
+    from hotfix_operator.adapters.policies import ResolvedPolicy
 
-from hotfix_operator.adapters.policies import PolicyProblem, ResolvedPolicy, resolve_policy
-from hotfix_operator.adapters.registry import RegistryClient, RegistryCredentials
-from hotfix_operator.core.intake import provenance_line
-from hotfix_operator.gates import check_image_provenance
+# The verification stack (sigstore, cryptography, httpx, the Kubernetes client that adapters import) is
+# imported inside run(): `--help` and argument mistakes answer at once.
 
 EXIT_PASS, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+# refusals that are mistakes in how the command was called, not verdicts on the image
+USAGE_REASONS = frozenset({"InvalidImageReference", "NotDigestPinned", "RegistryPlainHTTP"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hotfix_operator.adapters.policies import PolicyProblem
+    from hotfix_operator.adapters.registry import RegistryClient, RegistryCredentials
+    from hotfix_operator.gates import check_image_provenance
+
     try:
         policy = _load_policy(args.policy, args.ref)
         credentials = (RegistryCredentials.from_dockerconfigjson(args.registry_config.read_bytes())
@@ -59,10 +64,16 @@ def run(args: argparse.Namespace) -> int:
     if check.ok:
         result["facts"] = dict(check.summary or {})
         return _emit(args, result, EXIT_PASS)
+    if check.reason in USAGE_REASONS:
+        return _emit(args, result, EXIT_USAGE)
     return _emit(args, result, EXIT_UNAVAILABLE if check.transient else EXIT_REFUSED)
 
 
 def _load_policy(path: Path, refs: list[str]) -> ResolvedPolicy:
+    import yaml
+
+    from hotfix_operator.adapters.policies import PolicyProblem, resolve_policy
+
     documents = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
     policy = next((d for d in documents if d.get("kind") == "HotfixPolicy"), None)
     if policy is None or not isinstance(policy.get("spec"), dict):
@@ -90,6 +101,8 @@ def _emit(args: argparse.Namespace, result: dict[str, Any], code: int) -> int:
         print(json.dumps(result, indent=2, sort_keys=True))
         return code
     if result.get("verified"):
+        from hotfix_operator.core.intake import provenance_line
+
         facts = result["facts"]
         print(f"PASS  {result['image']}  (policy {result['policy']})")
         for label, value in (("signers", ", ".join(s.get("signer", "") for s in facts.get("signers", []))),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -103,3 +106,33 @@ def test_plain_http_is_refused_for_a_remote_registry(cluster: LocalCluster, poli
                   "--insecure-registry", "registry.example.com")
     assert done.returncode == 2
     assert "loopback registries only" in done.stderr
+
+
+@pytest.fixture
+def plain_http_server() -> Iterator[str]:
+    """Something on loopback that answers in plain HTTP, as a test registry without TLS does."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def test_a_registry_answering_in_plain_http_is_a_usage_error_that_names_the_flag(
+    cluster: LocalCluster, policy_file: Path, plain_http_server: str
+) -> None:
+    done = verify(cluster, f"{plain_http_server}/shop/checkout@sha256:{'1' * 64}", "--commit", COMMIT,
+                  "--source-repo", SOURCE, "--policy", str(policy_file), *key_ref(policy_file))
+    assert done.returncode == 2, done.stderr
+    assert "RegistryPlainHTTP" in done.stderr and f"--insecure-registry {plain_http_server}" in done.stderr
+    assert "retry" not in done.stderr.lower(), "a set-up mistake is not an outage"
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_image_by_tag_is_a_usage_error(cluster: LocalCluster, policy_file: Path) -> None:
+    done = verify(cluster, f"{cluster.registry_host}/shop/checkout:4.1.2", "--commit", COMMIT, "--source-repo",
+                  SOURCE, "--policy", str(policy_file), *key_ref(policy_file))
+    assert done.returncode == 2, done.stderr
+    assert "NotDigestPinned" in done.stderr and "@sha256:" in done.stderr

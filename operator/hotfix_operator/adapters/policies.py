@@ -11,9 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
 from hotfix_operator.adapters.registry import RegistryCredentials
 from hotfix_operator.api import API_GROUP, API_VERSION
 from hotfix_operator.core.governance import GovernanceRules
@@ -111,13 +108,19 @@ def _github(spec: dict[str, Any] | None, lookup: ReferenceLookup) -> GitHubSetti
 
 
 class PolicyResolver:
-    def __init__(self, api: client.ApiClient, operator_namespace: str) -> None:
+    def __init__(self, api: Any, operator_namespace: str) -> None:
+        # imported here, not at module level: `hotfix-operator verify` resolves policies from files and
+        # never needs the Kubernetes client (~0.3 s to import)
+        from kubernetes import client
+
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.api = api
         self.operator_namespace = operator_namespace
 
     def for_namespace(self, namespace: str) -> ResolvedPolicy:
+        from kubernetes.client.exceptions import ApiException
+
         try:
             ns = self.core.read_namespace(namespace)
             policies = self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, "hotfixpolicies")
@@ -125,7 +128,7 @@ class PolicyResolver:
             raise PolicyProblem("PolicyUnavailable", f"cannot read HotfixPolicies: {exc.reason}",
                                 transient=True) from exc
         labels = (ns.metadata.labels if ns.metadata else None) or {}
-        items: list[dict[str, Any]] = self.api.sanitize_for_serialization(policies).get(  # type: ignore[no-untyped-call]
+        items: list[dict[str, Any]] = self.api.sanitize_for_serialization(policies).get(
             "items", [])
         selecting = [p for p in items if selector_matches(p["spec"].get("namespaceSelector") or {}, labels)]
         if not selecting:
@@ -147,6 +150,8 @@ class PolicyResolver:
 
     def _value(self, policy: str, kind: Literal["ConfigMap", "Secret"], ref: dict[str, str]) -> str:
         """One key of a ConfigMap or Secret in the operator's namespace (Secret values are base64)."""
+        from kubernetes.client.exceptions import ApiException
+
         read = self.core.read_namespaced_config_map if kind == "ConfigMap" else self.core.read_namespaced_secret
         try:
             data = read(ref["name"], self.operator_namespace).data or {}
@@ -158,7 +163,7 @@ class PolicyResolver:
         value = str(data[ref["key"]])
         return base64.b64decode(value).decode() if kind == "Secret" else value
 
-    def _missing(self, policy: str, kind: str, ref: dict[str, str], exc: ApiException) -> PolicyProblem:
+    def _missing(self, policy: str, kind: str, ref: dict[str, str], exc: Any) -> PolicyProblem:
         if exc.status == 404:
             return PolicyProblem("PolicyInvalid", f"HotfixPolicy {policy} names {kind} {self.operator_namespace}/"
                                  f"{ref['name']}, which does not exist")

@@ -46,6 +46,12 @@ class RegistryError(Exception):
         self.reason = reason
 
 
+def speaks_plain_http(exc: Exception) -> bool:
+    """A TLS handshake answered by an HTTP server: OpenSSL reads "HTTP/1." as a record header."""
+    text = f"{exc} {exc.__cause__ or ''}"
+    return any(sign in text for sign in ("WRONG_VERSION_NUMBER", "wrong version number", "http request"))
+
+
 class DigestMismatchError(RegistryError):
     def __init__(self, message: str) -> None:
         super().__init__(message, transient=False, reason="DigestMismatch")
@@ -291,6 +297,14 @@ class RegistryClient:
             try:
                 response = self._http.send(self._http.build_request("GET", url, headers=headers), stream=True)
             except httpx.TransportError as exc:
+                host = httpx.URL(url).netloc.decode()
+                if speaks_plain_http(exc):
+                    # a set-up mistake with an obvious fix, not an outage: retrying cannot help
+                    raise RegistryError(
+                        f"registry {host} answered in plain HTTP, not TLS; if it is a registry on this machine, "
+                        f"allow it explicitly (hotfix-operator verify --insecure-registry {host}, or hotfix-operator "
+                        f"run --plain-http-registry {host}; loopback only), otherwise serve it over TLS",
+                        transient=False, reason="RegistryPlainHTTP") from exc
                 raise RegistryError(f"cannot reach {url.split('/v2/')[0]}: {type(exc).__name__}: {exc}",
                                     transient=True, reason="RegistryUnavailable") from exc
             if follow and response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:

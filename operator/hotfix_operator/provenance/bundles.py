@@ -263,6 +263,24 @@ def _classify(message: str) -> Reason:
     return Reason.SIGNATURE_INVALID
 
 
+def one_line(exc: Exception) -> str:
+    """A parser's complaint in one line naming the field: pydantic's errors() when it has them, else the
+    first line of its message (a multi-line dump helps nobody at a terminal or in a status message)."""
+    errors = getattr(exc, "errors", None) or getattr(exc.__cause__, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            field = ".".join(str(part) for part in first.get("loc", ())) or "(document)"
+            return f"{field}: {first.get('msg', 'invalid')}"
+        except (IndexError, TypeError, AttributeError):
+            pass
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) >= 3 and "validation error" in lines[0]:  # pydantic's text, wrapped: field, then complaint
+        field, detail = (line.split(" [type=")[0] for line in lines[1:3])
+        return field if detail.startswith("For further information") else f"{field}: {detail}"
+    return lines[0] if lines else type(exc).__name__
+
+
 def _verify_keyless(
     blob: bytes,
     material: JsonObject,
@@ -285,7 +303,7 @@ def _verify_keyless(
     try:
         bundle = Bundle.from_json(blob)
     except (InvalidBundle, ValueError) as exc:
-        raise Rejected(Reason.MALFORMED_INPUT, f"{what} is not a valid Sigstore bundle: {exc}") from None
+        raise Rejected(Reason.MALFORMED_INPUT, f"{what} is not a valid Sigstore bundle: {one_line(exc)}") from None
     verifier = Verifier(trusted_root=root.sigstore_trusted_root())
     identity_policy = _IdentityPolicy(policy, what)
     try:
