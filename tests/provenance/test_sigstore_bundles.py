@@ -297,21 +297,21 @@ class TestRefusalsAreOneLine:
     """A malformed bundle is refused with one line that names the field, not a parser's dump."""
 
     def test_a_missing_field_is_named(self) -> None:
-        from sigstore.models import Bundle
+        from sigstore.models import Bundle, InvalidBundle
 
         from hotfix_operator.provenance.bundles import one_line
 
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(InvalidBundle) as caught:
             Bundle.from_json(json.dumps({"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
                                          "verificationMaterial": {}}))
         assert one_line(caught.value) == "verificationMaterial.tlogEntries: Field required"
 
     def test_bytes_that_are_not_json_say_so_in_one_line(self) -> None:
-        from sigstore.models import Bundle
+        from sigstore.models import Bundle, InvalidBundle
 
         from hotfix_operator.provenance.bundles import one_line
 
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(InvalidBundle) as caught:
             Bundle.from_json("notjson")
         line = one_line(caught.value)
         assert "\n" not in line and line.startswith("Invalid JSON")
