@@ -54,7 +54,7 @@ def reconcile(release: Release, status: Status, obs: Observations) -> Decision:
 def initialise(s: Step) -> None:
     created, rules = s.release.created, s.obs.rules or GovernanceRules()
     s.update(incident_id=incident_id(created), tag=s.spec.tag,
-             sla_deadline=created + datetime.timedelta(seconds=rules.sla_seconds),
+             sla_deadline=created + datetime.timedelta(seconds=rules.sla_seconds), sla_on_breach=rules.on_sla_breach,
              expires_at=created + datetime.timedelta(seconds=rules.expiry_seconds),
              approvals_required=rules.approvals_needed(s.spec.risk_level),
              requested_through=s.release.requested_through)
@@ -108,7 +108,7 @@ def enforce_deadlines(s: Step, phase: Phase) -> bool:
         s.set_condition(ConditionType.SLA_BREACHED, "True", Reason.SLA_BREACHED, message)
         s.post_event("Warning", Reason.SLA_BREACHED, message)
         s.add_audit(Reason.SLA_BREACHED, message)
-    if (s.obs.rules or GovernanceRules()).on_sla_breach != "StopBeforeSwitch":
+    if s.status.sla_on_breach != "StopBeforeSwitch":
         return False
     stop = f"{message}; the HotfixPolicy stops a late hotfix before the switch"
     if phase in BEFORE_PRODUCTION:
@@ -151,8 +151,9 @@ def needs_approval_check(status: Status) -> bool:
 
 
 def needs_rules(status: Status) -> bool:
-    """The policy's approval, expiry and SLA rules matter until traffic reaches the hotfix."""
-    return status.phase is None or (not status.phase.terminal and status.timestamps.promoted is None)
+    """The policy's rules are read when a release is filed (its expiry and SLA are fixed in status then)
+    and while it awaits approval; not on the cutover's one-second polls."""
+    return status.phase is None or status.phase == Phase.AWAITING_APPROVAL
 
 
 def holds_production(status: Status) -> bool:

@@ -249,6 +249,8 @@ class Status(_Camel):
     admission_fingerprint: str | None = None
     queued_behind: str | None = None
     sla_deadline: datetime.datetime | None = None
+    # what the HotfixPolicy said to do on a breach, fixed when filed (the policy is not read after approval)
+    sla_on_breach: Literal["Continue", "StopBeforeSwitch"] | None = None
     policy: str | None = None
     # what the provenance gate verified: signer, builder, source, commit, predicate types
     provenance: dict[str, Any] | None = None
