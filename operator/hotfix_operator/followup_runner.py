@@ -205,7 +205,7 @@ def build_facts(release: Release, status: Status, config: Config) -> HotfixFacts
         repository=repository_of(spec.artifact.source_repository),
         promoted_at=promoted,
         postmortem_due_at=due,
-        approvals=approvals_of(release, status),  # type: ignore[arg-type]  # plain tuples are accepted
+        approvals=approvals_of(status),  # type: ignore[arg-type]  # plain tuples are accepted
         timeline=timeline_of(status),  # type: ignore[arg-type]
         evidence=evidence_files(release, status),
     )

@@ -26,6 +26,19 @@ from hotfix_operator.provenance import ProvenanceSummary, ReleaseRequest, verify
 RegistryFactory = Callable[[RegistryCredentials | None], RegistryClient]
 
 
+def pinned_reference(image: str) -> ImageReference | tuple[str, str]:
+    """The image as registry/repository@digest, or (reason, message) why it is not one. Both gates use
+    it, so a tag is refused in the same words wherever it is met."""
+    try:
+        reference = ImageReference.parse(image)
+    except ValueError as exc:
+        return "InvalidImageReference", str(exc)
+    if reference.digest is None:
+        return "NotDigestPinned", (f"image {image} is not pinned by digest: give registry/repository@sha256:<hex>, "
+                                   "the digest the provenance binds (a tag can move)")
+    return reference
+
+
 class Gates:
     def __init__(self, registry: RegistryFactory, authority: ApprovalAuthority, ca_file: str | None = None) -> None:
         self.registry = registry
@@ -54,12 +67,9 @@ class Gates:
             credentials = policies.for_namespace(release.namespace).registry_credentials
         except PolicyProblem:
             credentials = None  # the provenance gate reports policy problems, with their reasons
-        try:
-            reference = ImageReference.parse(image)
-        except ValueError as exc:
-            return ImageCheck(ok=False, reason="InvalidImageReference", message=str(exc))
-        if reference.digest is None:
-            return ImageCheck(ok=False, reason="NotDigestPinned", message=f"image {image} is not pinned by digest")
+        reference = pinned_reference(image)
+        if isinstance(reference, tuple):
+            return ImageCheck(ok=False, reason=reference[0], message=reference[1])
         try:
             with self.registry(credentials) as registry:
                 registry.get_manifest(reference)
@@ -81,14 +91,9 @@ def check_image_provenance(policy: ResolvedPolicy, image: str, commit: str, sour
                            registry: RegistryFactory, *, evidence: str | None = None,
                            ca_file: str | None = None) -> ProvenanceCheck:
     """Discover the image's provenance (and evidence bundle, if named) and verify it under `policy`."""
-    try:
-        reference = ImageReference.parse(image)
-    except ValueError as exc:
-        return ProvenanceCheck(ok=False, reason="InvalidImageReference", message=str(exc), policy=policy.name)
-    if reference.digest is None:
-        return ProvenanceCheck(ok=False, reason="NotDigestPinned", policy=policy.name,
-                               message=f"image {image} is not pinned by digest: give registry/repository@sha256:<hex>, "
-                                       "the digest the provenance binds (a tag can move)")
+    reference = pinned_reference(image)
+    if isinstance(reference, tuple):
+        return ProvenanceCheck(ok=False, reason=reference[0], message=reference[1], policy=policy.name)
     try:
         with registry(policy.registry_credentials) as client:
             material = discover(client, reference)

@@ -16,7 +16,6 @@ from typing import Literal
 
 from hotfix_operator.core.model import Approval, ObservedApproval, Spec
 
-Risk = Literal["low", "medium", "high"]
 OnSlaBreach = Literal["Continue", "StopBeforeSwitch"]
 
 
@@ -80,8 +79,9 @@ class Verdict:
 
 
 def judge(spec: Spec, rules: GovernanceRules, rights: Mapping[str, bool]) -> Verdict:
-    """Apply the approval rule (core.approvals) plus the policy: only authors who still hold `approve`
-    count; enough approvals for the risk level; one from each required group."""
+    """The approval rule plus the policy: the requester's own approval never counts, only authors who
+    still hold `approve` count, the first counted Reject ends it; enough approvals for the risk level;
+    one from each required group."""
     counted: list[Approval] = []
     ignored: list[str] = []
     for approval in spec.approval.approvals:

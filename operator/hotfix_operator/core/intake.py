@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hotfix_operator.api import POD_TEMPLATE_HASH, ConditionType, Phase, Reason
-from hotfix_operator.core.governance import judge, observe_approvals, timer_end, waiting_line
+from hotfix_operator.core.governance import AdmissionCheck, judge, observe_approvals, timer_end, waiting_line
 from hotfix_operator.core.step import Step
 
 
@@ -145,7 +145,7 @@ def awaiting_approval(s: Step) -> None:
         s.wait(10)
         return
     if not check.admission.ok:
-        hold_for_admission(s, check.admission.message)
+        hold_for_admission(s, check.admission)
         return
     if s.status.admission_fingerprint not in (None, check.admission.fingerprint):
         s.update(waiting_for=None)
@@ -189,12 +189,12 @@ def awaiting_approval(s: Step) -> None:
     s.enter(Phase.DEPLOYING, f"approved by {names}; starting green next to blue", reason=Reason.APPROVED, actor=names)
 
 
-def hold_for_admission(s: Step, problem: str) -> None:
+def hold_for_admission(s: Step, admission: AdmissionCheck) -> None:
     """Fail closed: without the admission policy nobody's identity is proven, so nothing is counted."""
-    message = (f"no approval is counted while the admission policy is not as shipped: {problem}. Install it: "
-               "kubectl apply --server-side -f crds/admission.yaml")
+    message = (f"no approval is counted while the admission policy is not as shipped: {admission.message}. "
+               "Install it: kubectl apply --server-side -f crds/admission.yaml")
     if s.status.admission_fingerprint is None:
-        s.update(admission_fingerprint=s.obs.approvals.admission.fingerprint if s.obs.approvals else "missing")
+        s.update(admission_fingerprint=admission.fingerprint)
     first = s.status.condition(ConditionType.APPROVED)
     s.set_condition(ConditionType.APPROVED, "False", Reason.ADMISSION_POLICY_MISSING, message)
     s.update(waiting_for="the admission policy crds/admission.yaml")

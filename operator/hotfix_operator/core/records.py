@@ -28,12 +28,11 @@ from hotfix_operator.core.model import Release, Status
 from hotfix_operator.formats import render_sha256sums, utc_iso
 
 
-def approvals_of(release: Release, status: Status) -> list[tuple[str, datetime.datetime]]:
+def approvals_of(status: Status) -> list[tuple[str, datetime.datetime]]:
     """The approvals that counted (their authors proven by admission and re-checked when counted),
     each at the time the operator first observed it; never a time a client wrote."""
-    counted = set(status.approved_by)
-    return [(o.approver, o.observed_at) for o in status.observed_approvals
-            if o.approver in counted and o.decision == "Approve" and o.approver != release.spec.requested_by]
+    counted = set(status.approved_by)  # core.governance.judge's verdict: Approves, never the requester's
+    return [(o.approver, o.observed_at) for o in status.observed_approvals if o.approver in counted]
 
 
 def timeline_of(status: Status) -> list[tuple[str, datetime.datetime]]:
@@ -76,7 +75,7 @@ def hotfix_record(release: Release, status: Status) -> dict[str, Any]:
         "severity": spec.severity,
         "riskLevel": spec.risk_level,
         "requestedBy": spec.requested_by,
-        "approvals": [{"approver": who, "at": _iso(at)} for who, at in approvals_of(release, status)],
+        "approvals": [{"approver": who, "at": _iso(at)} for who, at in approvals_of(status)],
         "policy": status.policy,
         "provenance": status.provenance,
         "target": spec.target.model_dump(by_alias=True, exclude_none=True),
