@@ -108,7 +108,8 @@ def enter_queue_or_approval(s: Step) -> None:
         s.requeue_after = 5
         return
     s.update(queued_behind=None)
-    s.enter(Phase.AWAITING_APPROVAL, "waiting for approval under the namespace's HotfixPolicy")
+    # The first message an approver sees already says how to approve; the next poll narrows "who".
+    s.enter(Phase.AWAITING_APPROVAL, approval_hint(s, "approval under the namespace's HotfixPolicy"))
 
 
 def queued(s: Step) -> None:
