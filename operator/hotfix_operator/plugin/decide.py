@@ -1,0 +1,71 @@
+"""kubectl hotfix approve | reject | abort: as yourself, in the shape the admission policy checks
+(crds/admission.yaml): an approval names its author and carries exactly the author's groups as the
+API server sees them (a SelfSubjectReview, like `kubectl auth whoami`), appended with a JSON patch so
+nothing else changes; an abort sets spec.abort {by: you, reason}. A refusal is the API server's own
+message on one line, with what to do."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from hotfix_operator.plugin.connection import Connection, Identity, PluginError
+from hotfix_operator.plugin.output import Output
+
+APPROVALS_PATH = "/spec/approval/approvals/-"
+
+
+def approval_entry(me: Identity, decision: str, comment: str | None, group: str | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"approver": me.username, "decision": decision}
+    if comment:
+        entry["comment"] = comment
+    if group:
+        entry["group"] = group
+    entry["groups"] = list(me.groups)
+    return entry
+
+
+def approval_patch(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"op": "add", "path": APPROVALS_PATH, "value": entry}]
+
+
+def abort_patch(me: Identity, reason: str) -> dict[str, Any]:
+    return {"spec": {"abort": {"by": me.username, "reason": reason}}}
+
+
+def add_decision_arguments(parser: argparse.ArgumentParser, comment_required: bool) -> None:
+    parser.add_argument("name", help="the HotfixRelease")
+    parser.add_argument("--comment", required=comment_required,
+                        help="why (required to reject: the requester reads it)" if comment_required
+                        else "what you reviewed (recorded with your approval)")
+    parser.add_argument("--group", help="approve as a member of this group (e.g. hotfix-security, "
+                                        "when the policy requires one); admission checks you are in it")
+
+
+def add_abort_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="the HotfixRelease")
+    parser.add_argument("--reason", required=True, help="why it is stopped (recorded in the audit)")
+
+
+def decide(args: argparse.Namespace, conn: Connection, out: Output, decision: str) -> int:
+    comment = (args.comment or "").strip()
+    if decision == "Reject" and not comment:
+        raise PluginError("reject needs --comment: say why, so the requester knows what to change", 2)
+    me = conn.whoami()
+    verb = "approve" if decision == "Approve" else "reject"
+    conn.patch(args.name, approval_patch(approval_entry(me, decision, comment or None, args.group)),
+               f"{verb} {conn.namespace}/{args.name} as {me.username}")
+    out.line(f"hotfixrelease.hotfix.dev/{args.name} {verb}d by {me.username}; "
+             f"follow it: kubectl hotfix status {args.name} -n {conn.namespace} --watch")
+    return 0
+
+
+def abort(args: argparse.Namespace, conn: Connection, out: Output) -> int:
+    reason = args.reason.strip()
+    if not reason:
+        raise PluginError("abort needs --reason: say why it is stopped (it is recorded in the audit)", 2)
+    me = conn.whoami()
+    conn.patch(args.name, abort_patch(me, reason), f"abort {conn.namespace}/{args.name} as {me.username}")
+    out.line(f"hotfixrelease.hotfix.dev/{args.name} aborted by {me.username}; the operator puts production back "
+             f"as it was: kubectl hotfix status {args.name} -n {conn.namespace} --watch")
+    return 0
