@@ -7,7 +7,8 @@ operator reads. The schema and rules are read from the CRD shipped in the packag
 (hotfix_operator/data/hotfixrelease.yaml is crds/hotfixrelease.yaml), so they cannot drift apart.
 
 CEL is not evaluated by a CEL engine: each rule is split into the few shapes the CRD uses (`matches`,
-`startsWith`, `in [...]`, `trim().size()`, `isURL`/`url()`, `has`, field comparisons). A rule of
+`startsWith`, `in [...]`, `trim().size()`, `isURL`/`url()`, `has`, field comparisons, counts
+of fields set). A rule of
 another shape is listed by `unchecked_rules()` (a unit test keeps that list empty) and left to the
 API server. Transition rules (those reading `oldSelf`) do not apply when a release is created.
 """
@@ -231,6 +232,37 @@ ATOMS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], Predicate]], ...] 
     ))
 
 
+def _count_present(rule: str) -> Predicate | None:
+    """`(has(self.a) ? 1 : 0) + (has(self.b) ? 1 : 0) == N`: exactly N of these fields are set."""
+    match = re.fullmatch(r"((?:\(has\(self\.\w+\) \? 1 : 0\)(?: \+ )?)+) == (\d+)", rule.strip())
+    if not match:
+        return None
+    names, wanted = re.findall(r"has\(self\.(\w+)\)", match[1]), int(match[2])
+    return lambda v: sum(n in v for n in names) == wanted
+
+
+def _not_both(rule: str) -> Predicate | None:
+    """`!(has(self.a) && has(self.b))`: not both."""
+    match = re.fullmatch(r"!\(has\(self\.(\w+)\) && has\(self\.(\w+)\)\)", rule.strip())
+    if not match:
+        return None
+    a, b = match[1], match[2]
+    return lambda v: not (a in v and b in v)
+
+
+def _one_or_other(rule: str) -> Predicate | None:
+    """`has(self.a) != has(self.b)`: exactly one of the two."""
+    match = re.fullmatch(r"has\(self\.(\w+)\) != has\(self\.(\w+)\)", rule.strip())
+    if not match:
+        return None
+    a, b = match[1], match[2]
+    return lambda v: (a in v) != (b in v)
+
+
+# rules read whole, before a rule is split into || and && of atoms
+WHOLE_RULES: tuple[Callable[[str], Predicate | None], ...] = (_count_present, _not_both, _one_or_other)
+
+
 def _atom(text: str) -> Predicate | None:
     for pattern, build in ATOMS:
         match = pattern.fullmatch(text.strip())
@@ -243,6 +275,9 @@ def compile_rule(rule: str) -> Predicate | None:
     """A CRD rule as a Python predicate on `self`; None for a transition rule or an unknown shape."""
     if "oldSelf" in rule:
         return None
+    for whole in WHOLE_RULES:
+        if (predicate := whole(rule)) is not None:
+            return predicate
     disjuncts: list[list[Predicate]] = []
     for alternative in rule.split(" || "):
         conjuncts = [_atom(part) for part in alternative.split(" && ")]
