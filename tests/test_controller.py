@@ -12,12 +12,14 @@ from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, Res
 from hotfix_operator.api import Phase
 from hotfix_operator.controller import Controller
 from hotfix_operator.core.actions import Action, Event
+from hotfix_operator.core.check_model import CheckState, Measurement
 from hotfix_operator.core.governance import ApprovalCheck, GovernanceRules
 from hotfix_operator.core.model import Release, Status
-from hotfix_operator.core.observations import ImageCheck, Observations, ProvenanceCheck
+from hotfix_operator.core.observations import CheckPlan, ImageCheck, Observations, ProvenanceCheck
 from hotfix_operator.followup_runner import FollowupRunner
 from hotfix_operator.gates import Gates
 from hotfix_operator.metrics import Metrics
+from hotfix_operator.probes import Probes
 from tests.core.world import World
 from tests.support.releases import T0, release_object, release_spec
 
@@ -87,6 +89,22 @@ class FakeGates:
         return World(release).approval_check()
 
 
+class FakeProbes:
+    """Plans no checks beyond what World plans and measures every due one as passing."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.planned = 0
+
+    def plan(self, release: Release, status: Status, policies: Any) -> CheckPlan:
+        self.planned += 1
+        return self.world.check_plan
+
+    def measure(self, release: Release, status: Status, due: tuple[CheckState, ...],
+                now: datetime.datetime) -> tuple[Measurement, ...]:
+        return self.world.measure(status)
+
+
 class CountingPolicies:
     def __init__(self, problem: PolicyProblem | None = None) -> None:
         self.reads = 0
@@ -112,7 +130,8 @@ def controller_for(release: Release, policies: CountingPolicies | None = None,
                    followup: FollowupRunner | None = None) -> tuple[Controller, FakeKube, FakeGates]:
     kube, gates = FakeKube(World(release)), FakeGates()
     controller = Controller(cast(KubeAdapter, kube), cast(PolicyResolver, policies or CountingPolicies()),
-                            cast(Gates, gates), Metrics(), clock=Clock(), followup=followup)
+                            cast(Gates, gates), Metrics(), probes=cast(Probes, FakeProbes(kube.world)), clock=Clock(),
+                            followup=followup)
     return controller, kube, gates
 
 

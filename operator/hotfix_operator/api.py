@@ -48,6 +48,8 @@ class Phase(enum.StrEnum):
     QUEUED = "Queued"
     AWAITING_APPROVAL = "AwaitingApproval"
     DEPLOYING = "Deploying"
+    # green is available behind the preview Service; the pre-promotion checks run; traffic stays on blue
+    PRE_PROMOTION = "PrePromotion"
     PROMOTED = "Promoted"
     FINALIZING = "Finalizing"
     SUCCEEDED = "Succeeded"
@@ -64,12 +66,32 @@ class Phase(enum.StrEnum):
     @property
     def holds_target(self) -> bool:
         """Phases in which this release owns the target's traffic and objects."""
-        return self in (Phase.DEPLOYING, Phase.PROMOTED, Phase.FINALIZING, Phase.ROLLING_BACK)
+        return self in (Phase.DEPLOYING, Phase.PRE_PROMOTION, Phase.PROMOTED, Phase.FINALIZING, Phase.ROLLING_BACK)
 
     @property
     def stalled(self) -> bool:
         """Terminal phases that need a person (kstatus Stalled)."""
         return self in (Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED, Phase.EXPIRED)
+
+
+class CheckStage(enum.StrEnum):
+    """When a check runs: before any traffic moves (through the preview Service), or during the bake."""
+
+    PRE_PROMOTION = "prePromotion"
+    POST_PROMOTION = "postPromotion"
+
+
+class CheckPhase(enum.StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    PASSED = "Passed"
+    FAILED = "Failed"
+    # could not be evaluated more often in a row than its consecutiveErrorLimit allows
+    ERROR = "Error"
+
+    @property
+    def finished(self) -> bool:
+        return self in (CheckPhase.PASSED, CheckPhase.FAILED, CheckPhase.ERROR)
 
 
 class ConditionType(enum.StrEnum):
@@ -83,6 +105,9 @@ class ConditionType(enum.StrEnum):
     APPROVED = "Approved"
     GREEN_AVAILABLE = "GreenAvailable"
     TRAFFIC_SWITCHED = "TrafficSwitched"
+    # one per stage of checks (spec.checks and the HotfixPolicy's)
+    PRE_PROMOTION_CHECKS = "PrePromotionChecks"
+    POST_PROMOTION_CHECKS = "PostPromotionChecks"
     ROLLED_BACK = "RolledBack"
     SLA_BREACHED = "SLABreached"
     # the follow-ups after the bake
@@ -134,6 +159,12 @@ class Reason(enum.StrEnum):
     ADMISSION_POLICY_MISSING = "AdmissionPolicyMissing"
     ADMISSION_POLICY_CHANGED = "AdmissionPolicyChanged"
     APPROVAL_NOT_AUTHORIZED = "ApprovalNotAuthorized"
+    # checks
+    CHECK_FAILED = "CheckFailed"
+    CHECK_TARGET_NOT_ALLOWED = "CheckTargetNotAllowed"
+    CHECK_INVALID = "CheckInvalid"
+    CHECKS_RUNNING = "ChecksRunning"
+    CHECKS_PASSED = "ChecksPassed"
     # follow-ups
     TAGGED = "Tagged"
     PUBLISHED = "Published"

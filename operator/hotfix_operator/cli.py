@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import sys
+import urllib.parse
 
 from hotfix_operator import verify_command
 
@@ -26,6 +27,7 @@ def _run(args: argparse.Namespace) -> int:
     from hotfix_operator.followup_runner import FollowupRunner, FollowupSettings
     from hotfix_operator.gates import Gates
     from hotfix_operator.metrics import Metrics
+    from hotfix_operator.probes import Probes
 
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
@@ -46,8 +48,9 @@ def _run(args: argparse.Namespace) -> int:
         check_seconds=args.postmortem_check_seconds, deadline_seconds=args.postmortem_deadline_seconds,
         github_write_interval=args.github_write_interval, backoff_seconds=args.followup_backoff_seconds))
     gates = Gates(registry, ApprovalAuthority(api), ca_file=args.registry_ca_file)
-    controller = Controller(KubeAdapter(api), PolicyResolver(api, args.operator_namespace), gates, metrics,
-                            followup=followup)
+    kube, policies = KubeAdapter(api), PolicyResolver(api, args.operator_namespace)
+    probes = Probes(kube, policies, api_server=_host_port(api.configuration.host))
+    controller = Controller(kube, policies, gates, metrics, probes=probes, followup=followup)
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
 
@@ -57,6 +60,12 @@ def _run(args: argparse.Namespace) -> int:
                               liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz"
                               if args.health_port else None))
     return 0
+
+
+def _host_port(url: str) -> str:
+    """The API server's host:port from the client's configured URL (checks may never connect there)."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
 def _postmortems(args: argparse.Namespace) -> int:

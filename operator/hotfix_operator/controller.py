@@ -5,6 +5,7 @@ is finished and whether follow-ups are due are the core's answers (core.lifecycl
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 from collections.abc import Callable
@@ -14,9 +15,11 @@ from hotfix_operator.adapters.kube import KubeAdapter
 from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ReconcilePolicies
 from hotfix_operator.api import OPERATOR, Phase
 from hotfix_operator.core.lifecycle import (
+    checks_due,
     followups_due,
     is_finished,
     needs_approval_check,
+    needs_check_plan,
     needs_image_check,
     needs_provenance_check,
     needs_rules,
@@ -26,6 +29,7 @@ from hotfix_operator.core.model import Abort, Release, Status
 from hotfix_operator.followup_runner import FollowupRunner
 from hotfix_operator.gates import Gates
 from hotfix_operator.metrics import Metrics
+from hotfix_operator.probes import Probes
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +55,13 @@ def _sooner(a: float | None, b: float | None) -> float | None:
 
 
 class Controller:
-    def __init__(self, kube: KubeAdapter, policies: PolicyResolver, gates: Gates, metrics: Metrics,
-                 clock: Callable[[], datetime.datetime] = utcnow, followup: FollowupRunner | None = None) -> None:
+    def __init__(self, kube: KubeAdapter, policies: PolicyResolver, gates: Gates, metrics: Metrics, *,
+                 probes: Probes, clock: Callable[[], datetime.datetime] = utcnow,
+                 followup: FollowupRunner | None = None) -> None:
         self.kube = kube
         self.policies = policies
         self.gates = gates
+        self.probes = probes
         self.metrics = metrics
         self.clock = clock
         # publishing, backport and post-mortem after the bake (None: never, e.g. in unit tests)
@@ -83,7 +89,10 @@ class Controller:
         approvals = self.gates.check_approvals(release) if needs_approval_check(status) else None
         if approvals is not None:
             self.metrics.admission_policy_installed.set(1 if approvals.admission.ok else 0)
+        plan = self.probes.plan(release, status, policies) if needs_check_plan(status) else None
         observations = self.kube.observe(release, status, now, image, provenance, rules=rules, approvals=approvals)
+        measured = self.probes.measure(release, status, checks_due(status, now), now)
+        observations = dataclasses.replace(observations, check_plan=plan, measurements=measured)
         decision = reconcile(release, status, observations)
         if decision.status != status:
             self.kube.write_status(release, decision.status)

@@ -4,7 +4,6 @@ between any two steps never leaves production worse off than doing nothing."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
@@ -16,10 +15,8 @@ from hotfix_operator.core.lifecycle import Decision, incident_id, reconcile
 from hotfix_operator.core.model import Abort, AuditEntry, Release, Status
 from hotfix_operator.core.observations import ImageCheck, ProvenanceCheck
 from hotfix_operator.core.traffic import SWITCH_CONFIRM_SECONDS
-from tests.core.world import APP, BLUE_IMAGE, World
+from tests.core.world import APP, BLUE_IMAGE, TERMINAL, World, drive, run_until
 from tests.support.releases import HOTFIX_IMAGE, T0, release_object, release_spec
-
-TERMINAL = {Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.REJECTED, Phase.FAILED}
 
 
 def make_release(approvals: tuple[tuple[str, str], ...] = (), abort: bool = False, **rollout: Any) -> Release:
@@ -36,44 +33,6 @@ def approved(**rollout: Any) -> Release:
 
 def aborted(release: Release, by: str = "bob", reason: str = "error rate doubled") -> Release:
     return release.model_copy(update={"spec": release.spec.model_copy(update={"abort": Abort(by=by, reason=reason)})})
-
-
-def run_until(world: World, status: Status, done: Callable[[Status], bool], steps: int = 200,
-              decisions: list[Decision] | None = None) -> Status:
-    """Reconcile and act until `done(status)` holds after a reconcile; time passes between reconciles.
-    The active Service must have ready endpoints throughout."""
-    for _ in range(steps):
-        decision = reconcile(world.release, status, world.observe())
-        if decisions is not None:
-            decisions.append(decision)
-        status = decision.status
-        for action in decision.actions:
-            world.apply(action)
-            assert world.serving() > 0, f"no ready endpoints after {action}"
-        if done(status):
-            return status
-        world.tick()
-        assert world.serving() > 0, f"no ready endpoints in {status.phase}: {status.message}"
-    raise AssertionError(f"not reached after {steps} steps: {status.phase} {status.message}")
-
-
-def drive(world: World, status: Status | None = None, steps: int = 200,
-          never_dark: bool = False) -> tuple[Status, list[Decision]]:
-    """Reconcile, act and let time pass until a terminal phase with nothing left to do."""
-    status = status or Status()
-    decisions: list[Decision] = []
-    for _ in range(steps):
-        decision = reconcile(world.release, status, world.observe())
-        decisions.append(decision)
-        status = decision.status
-        for action in decision.actions:
-            world.apply(action)
-            assert not never_dark or world.serving() > 0, f"no ready endpoints after {action}"
-        if status.phase in TERMINAL and not decision.actions:
-            return status, decisions
-        world.tick()
-        assert not never_dark or world.serving() > 0, f"no ready endpoints in {status.phase}"
-    raise AssertionError(f"no terminal phase after {steps} steps: {status.phase} {status.message}")
 
 
 def phases(status: Status) -> list[str]:

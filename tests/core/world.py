@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotfix_operator.api import LABEL_RELEASE_UID, POD_TEMPLATE_HASH
+from hotfix_operator.api import LABEL_RELEASE_UID, POD_TEMPLATE_HASH, Phase
 from hotfix_operator.core.actions import (
     Action,
     CreateDeployment,
@@ -23,9 +23,19 @@ from hotfix_operator.core.actions import (
     SetContainerImage,
     SetServiceSelector,
 )
+from hotfix_operator.core.check_eval import Judgement
+from hotfix_operator.core.check_model import CheckState, Measurement
 from hotfix_operator.core.governance import AdmissionCheck, ApprovalCheck, GovernanceRules
-from hotfix_operator.core.model import Release
-from hotfix_operator.core.observations import DeploymentView, ImageCheck, Observations, ProvenanceCheck, ServiceView
+from hotfix_operator.core.lifecycle import Decision, checks_due, reconcile
+from hotfix_operator.core.model import Release, Status
+from hotfix_operator.core.observations import (
+    CheckPlan,
+    DeploymentView,
+    ImageCheck,
+    Observations,
+    ProvenanceCheck,
+    ServiceView,
+)
 from tests.support.releases import T0
 
 BLUE_IMAGE = "registry.example.com/shop/checkout:4.1.1"
@@ -116,6 +126,12 @@ class World:
                  "sourceRepository": "github.com/acme/checkout", "commitSha": "a" * 40,
                  "predicateTypes": ["https://slsa.dev/provenance/v1"]}))
 
+    # the health checks the policy and the release add up to, as the shell would plan them at Verifying
+    check_plan: CheckPlan = field(default_factory=lambda: CheckPlan(ok=True))
+    # what a check's target answers when measured: (check, now) -> (outcome, value, message)
+    answer: Callable[[CheckState, datetime.datetime], Judgement] = lambda check, now: ("pass", "200", "ok")
+    measured: list[Measurement] = field(default_factory=list)
+
     def __post_init__(self) -> None:
         template = {
             "metadata": {"labels": {"app": "checkout", "tier": "web"}},
@@ -149,7 +165,8 @@ class World:
         live = frozenset().union(*self.ready_ips().values())
         return len(self.published & live)
 
-    def observe(self) -> Observations:
+    def observe(self, status: Status | None = None) -> Observations:
+        """What the shell would see; given the status, it also measures the checks that are due."""
         green = self.green.view() if self.green and not self.green.deleted else None
         pods = self.ready_ips()
         endpoints = self.published
@@ -165,7 +182,19 @@ class World:
             green_pod_count=green_pods,
             image=self.image_check, provenance=self.provenance,
             queue_ahead=self.queue_ahead, rules=self.rules, approvals=self.approval_check(),
+            check_plan=self.check_plan, measurements=self.measure(status),
         )
+
+    def measure(self, status: Status | None) -> tuple[Measurement, ...]:
+        if status is None:
+            return ()
+        made = []
+        for check in checks_due(status, self.now):
+            outcome, value, message = self.answer(check, self.now)
+            made.append(Measurement(name=check.name, stage=check.stage, outcome=outcome, at=self.now, value=value,
+                                    message=message))
+        self.measured.extend(made)
+        return tuple(made)
 
     def approval_check(self) -> ApprovalCheck:
         if not self.admission.ok:
@@ -210,3 +239,44 @@ class World:
         self.terminating_green_pods = 0
         if next(self.endpoint_syncs, True) and not self.endpoints_stalled:
             self.sync_endpoints()
+
+
+TERMINAL = {p for p in Phase if p.terminal}
+
+
+def run_until(world: World, status: Status, done: Callable[[Status], bool], steps: int = 200,
+              decisions: list[Decision] | None = None) -> Status:
+    """Reconcile and act until `done(status)` holds after a reconcile; time passes between reconciles.
+    The active Service must have ready endpoints throughout."""
+    for _ in range(steps):
+        decision = reconcile(world.release, status, world.observe(status))
+        if decisions is not None:
+            decisions.append(decision)
+        status = decision.status
+        for action in decision.actions:
+            world.apply(action)
+            assert world.serving() > 0, f"no ready endpoints after {action}"
+        if done(status):
+            return status
+        world.tick()
+        assert world.serving() > 0, f"no ready endpoints in {status.phase}: {status.message}"
+    raise AssertionError(f"not reached after {steps} steps: {status.phase} {status.message}")
+
+
+def drive(world: World, status: Status | None = None, steps: int = 200,
+          never_dark: bool = False) -> tuple[Status, list[Decision]]:
+    """Reconcile, act and let time pass until a terminal phase with nothing left to do."""
+    status = status or Status()
+    decisions: list[Decision] = []
+    for _ in range(steps):
+        decision = reconcile(world.release, status, world.observe(status))
+        decisions.append(decision)
+        status = decision.status
+        for action in decision.actions:
+            world.apply(action)
+            assert not never_dark or world.serving() > 0, f"no ready endpoints after {action}"
+        if status.phase in TERMINAL and not decision.actions:
+            return status, decisions
+        world.tick()
+        assert not never_dark or world.serving() > 0, f"no ready endpoints in {status.phase}"
+    raise AssertionError(f"no terminal phase after {steps} steps: {status.phase} {status.message}")

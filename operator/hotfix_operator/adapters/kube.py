@@ -99,6 +99,12 @@ class KubeAdapter:
             rules=rules, approvals=approvals,
         )
 
+    def green_pods(self, release: Release) -> list[dict[str, Any]]:
+        """This release's green pods as the API server lists them (for the kubernetes check)."""
+        selector = _selector_string({LABEL_RELEASE_UID: release.uid})
+        pods = self.raw(self.core.list_namespaced_pod(release.namespace, label_selector=selector))
+        return [p for p in pods.get("items", []) if "deletionTimestamp" not in p["metadata"]]
+
     def _deployment(self, namespace: str, name: str) -> DeploymentView | None:
         try:
             dep = self.apps.read_namespaced_deployment(name, namespace)

@@ -11,8 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from pydantic import ValidationError
+
 from hotfix_operator.adapters.registry import RegistryCredentials
 from hotfix_operator.api import API_GROUP, API_VERSION
+from hotfix_operator.core.check_model import Checks, HeaderRef
 from hotfix_operator.core.governance import GovernanceRules
 from hotfix_operator.core.selectors import selector_matches
 from hotfix_operator.provenance import ProvenancePolicy, Rejected, load_policy
@@ -38,12 +41,43 @@ class GitHubSettings:
 
 
 @dataclass(frozen=True)
+class CheckSettings:
+    """The policy's checks section: checks every release runs, and where checks may connect."""
+
+    checks: Checks = field(default_factory=Checks)
+    allowed_hosts: tuple[str, ...] = ()
+    # name -> base URL of a Prometheus that prometheus checks may query
+    prometheus: dict[str, str] = field(default_factory=dict)
+    # name -> the headers a header set adds (values read from Secrets at measurement time)
+    header_sets: dict[str, tuple[HeaderRef, ...]] = field(default_factory=dict)
+
+
+def check_settings(name: str, spec: dict[str, Any]) -> CheckSettings:
+    section = spec.get("checks") or {}
+    try:
+        checks = Checks.model_validate({k: section.get(k) or [] for k in ("prePromotion", "postPromotion")})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {name}: checks.{where}: {first['msg']}") from exc
+    return CheckSettings(
+        checks=checks,
+        allowed_hosts=tuple(section.get("allowedHosts") or ()),
+        prometheus={p["name"]: p["address"] for p in section.get("prometheus") or []},
+        header_sets={h["name"]: tuple(HeaderRef(header=x["header"], secret_name=x["secretKeyRef"]["name"],
+                                                key=x["secretKeyRef"]["key"]) for x in h["headers"])
+                     for h in section.get("headerSets") or []},
+    )
+
+
+@dataclass(frozen=True)
 class ResolvedPolicy:
     name: str
     provenance: ProvenancePolicy
     registry_credentials: RegistryCredentials | None = None
     github: GitHubSettings | None = None
     rules: GovernanceRules = field(default_factory=GovernanceRules)
+    checks: CheckSettings = field(default_factory=CheckSettings)
 
 
 def governance_rules(spec: dict[str, Any]) -> GovernanceRules:
@@ -92,7 +126,8 @@ def resolve_policy(policy: dict[str, Any], lookup: ReferenceLookup) -> ResolvedP
             credentials = RegistryCredentials.from_dockerconfigjson(raw.encode())
         except ValueError as exc:
             raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {name}: {exc}") from exc
-    return ResolvedPolicy(name, resolved, credentials, _github(spec.get("github"), lookup), governance_rules(spec))
+    return ResolvedPolicy(name, resolved, credentials, _github(spec.get("github"), lookup), governance_rules(spec),
+                          check_settings(name, spec))
 
 
 def _github(spec: dict[str, Any] | None, lookup: ReferenceLookup) -> GitHubSettings | None:
@@ -147,6 +182,10 @@ class PolicyResolver:
             return self._value(name, kind, ref)
 
         return resolve_policy(policy, lookup)
+
+    def secret_value(self, policy: str, name: str, key: str) -> str:
+        """One key of a Secret in the operator's namespace, which `policy` names (a check's header)."""
+        return self._value(policy, "Secret", {"name": name, "key": key})
 
     def _value(self, policy: str, kind: Literal["ConfigMap", "Secret"], ref: dict[str, str]) -> str:
         """One key of a ConfigMap or Secret in the operator's namespace (Secret values are base64)."""

@@ -1,4 +1,5 @@
-"""The phases that hold production: Deploying (pin blue, bring green up), Promoted (traffic on green,
+"""The phases that hold production: Deploying (pin blue, bring green up), PrePromotion (green's checks
+through the preview Service, traffic on blue), Promoted (traffic on green, post-promotion checks while
 baking, blue warm), Finalizing (fold the hotfix into the original Deployment, restore its shape) and
 RollingBack. Each re-asserts the state it needs from what it observes, so a crash between any two
 steps is repaired by the next reconcile; traffic moves and is confirmed through core.traffic. Pure."""
@@ -7,8 +8,9 @@ from __future__ import annotations
 
 import datetime
 
-from hotfix_operator.api import POD_TEMPLATE_HASH, ConditionType, Phase, Reason
+from hotfix_operator.api import POD_TEMPLATE_HASH, CheckStage, ConditionType, Phase, Reason
 from hotfix_operator.core.actions import CreateDeployment, SetContainerImage
+from hotfix_operator.core.checks import StageVerdict, failure_line, of_stage, record, seconds_to_next, verdict
 from hotfix_operator.core.manifests import green_deployment, green_name
 from hotfix_operator.core.observations import DeploymentView
 from hotfix_operator.core.step import ACTIVE_REQUEUE, Step
@@ -53,7 +55,7 @@ def deploying(s: Step) -> None:
                     "HotfixRelease; refusing to touch it")
         return
     if green.rolled_out and green.current_hash:
-        promote(s, green.current_hash, green.available_replicas)
+        green_ready(s, green.current_hash, green.available_replicas)
         return
     detail = f"{green.available_replicas}/{green.replicas} replicas available"
     if green.stuck_reason:
@@ -85,11 +87,65 @@ def check_deadline(s: Step, since: datetime.datetime | None, reason: Reason, mes
     s.wait()
 
 
-def promote(s: Step, green_hash: str, available: int) -> None:
+def green_ready(s: Step, green_hash: str, available: int) -> None:
+    """Green is available: its pre-promotion checks run through the preview Service first, if it has any."""
     s.update_bg(green_hash=green_hash)
     s.stamp(green_available=s.now)
     s.set_condition(ConditionType.GREEN_AVAILABLE, "True", Reason.AVAILABLE, f"green {s.bg.green_deployment}: "
                     f"{available} replicas available ({POD_TEMPLATE_HASH}={green_hash})")
+    pre = of_stage(s.status.checks, CheckStage.PRE_PROMOTION)
+    if not pre:
+        promote(s, green_hash)
+        return
+    assert s.bg.blue_hash is not None
+    hold_traffic(s, s.bg.blue_hash, green_hash, "point the preview Service at green for the pre-promotion checks")
+    s.enter(Phase.PRE_PROMOTION, f"green {s.bg.green_deployment} is available; running {len(pre)} pre-promotion "
+            f"checks ({', '.join(c.name for c in pre)}); traffic stays on blue until they pass")
+
+
+def pre_promotion(s: Step) -> None:
+    green, t = s.obs.green, s.spec.target
+    blue_hash, green_hash, started = s.bg.blue_hash, s.bg.green_hash, s.status.timestamps.green_available
+    if s.obs.service is None or blue_hash is None or green_hash is None or started is None:
+        s.roll_back(Reason.TARGET_DISAPPEARED, f"Service {t.service} was deleted before the switch")
+        return
+    hold_traffic(s, blue_hash, green_hash, "keep traffic on blue while the pre-promotion checks run")
+    if green is None or green.available_replicas < green.replicas:
+        have = f"{green.available_replicas}/{green.replicas} available" if green else "deleted"
+        s.roll_back(Reason.GREEN_UNAVAILABLE, f"green {s.bg.green_deployment} became unavailable during its "
+                    f"pre-promotion checks ({have})")
+        return
+    result = run_stage(s, CheckStage.PRE_PROMOTION, started)
+    if result.failed is not None:
+        s.roll_back(Reason.CHECK_FAILED, f"pre-promotion {failure_line(result.failed)}; traffic never left blue")
+        return
+    if result.passed:
+        promote(s, green_hash)
+        return
+    s.say(f"pre-promotion checks against green {s.bg.green_deployment}: {result.summary}; traffic stays on blue")
+    s.wait(min(seconds_to_next(s.status.checks, CheckStage.PRE_PROMOTION, started, s.now) or ACTIVE_REQUEUE,
+               ACTIVE_REQUEUE))
+
+
+def run_stage(s: Step, stage: CheckStage, started: datetime.datetime) -> StageVerdict:
+    """Fold this reconcile's measurements into status and say, in the stage's condition, where it stands."""
+    states = record(s.status.checks, s.obs.measurements, started)
+    s.update(checks=states)
+    result = verdict(states, stage)
+    if not of_stage(states, stage):
+        return result
+    kind = ConditionType.PRE_PROMOTION_CHECKS if stage == CheckStage.PRE_PROMOTION else \
+        ConditionType.POST_PROMOTION_CHECKS
+    if result.failed is not None:
+        s.set_condition(kind, "False", Reason.CHECK_FAILED, failure_line(result.failed))
+    elif result.passed:
+        s.set_condition(kind, "True", Reason.CHECKS_PASSED, f"{len(of_stage(states, stage))} checks passed")
+    else:
+        s.set_condition(kind, "Unknown", Reason.CHECKS_RUNNING, result.summary)
+    return result
+
+
+def promote(s: Step, green_hash: str) -> None:
     hold_traffic(s, green_hash, green_hash, "switch traffic to green")
     s.enter(Phase.PROMOTED, f"switching traffic to green {s.bg.green_deployment}; the "
             f"{s.spec.rollout.bake_seconds}s bake starts when the Service's EndpointSlices list only green pods, "
@@ -114,10 +170,18 @@ def promoted(s: Step) -> None:
     s.stamp(promoted=switched)
     s.set_condition(ConditionType.TRAFFIC_SWITCHED, "True", Reason.ENDPOINTS_ON_GREEN,
                     f"Service {t.service}'s EndpointSlices list only green pods ({len(s.obs.endpoint_ips)})")
+    result = run_stage(s, CheckStage.POST_PROMOTION, switched)
+    if result.failed is not None:
+        s.roll_back(Reason.CHECK_FAILED, f"post-promotion {failure_line(result.failed)}; moving traffic back to "
+                    "blue, which was kept warm")
+        return
     bake_end = switched + datetime.timedelta(seconds=s.spec.rollout.bake_seconds)
-    if s.now < bake_end:
-        s.say(f"baking on green until {bake_end:%H:%M:%S}Z; blue is kept warm for instant rollback")
-        s.wait(min((bake_end - s.now).total_seconds(), ACTIVE_REQUEUE))
+    if s.now < bake_end or not result.passed:
+        checks = f"; post-promotion checks {result.summary}" if not result.passed else ""
+        s.say(f"baking on green until {bake_end:%H:%M:%S}Z{checks}; blue is kept warm for instant rollback")
+        later = max((bake_end - s.now).total_seconds(), 0.0) or ACTIVE_REQUEUE
+        nxt = seconds_to_next(s.status.checks, CheckStage.POST_PROMOTION, switched, s.now)
+        s.wait(min(later, ACTIVE_REQUEUE, nxt if nxt is not None else ACTIVE_REQUEUE))
         return
     s.stamp(fold_started=s.now)
     s.enter(Phase.FINALIZING, f"bake passed; folding {s.spec.artifact.image.split('@')[1][:19]}… into "

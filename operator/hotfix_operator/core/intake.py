@@ -64,9 +64,16 @@ def target_problem(s: Step) -> tuple[Reason, str] | None:
 
 
 def verifying(s: Step) -> None:
-    check = s.obs.provenance
-    if check is None:
+    plan, check = s.obs.check_plan, s.obs.provenance
+    if check is None or plan is None:
         s.wait()
+        return
+    if not plan.ok:
+        if plan.transient:
+            s.say(f"cannot plan the health checks yet: {plan.message}; retrying")
+            s.wait(10)
+            return
+        s.reject(plan.reason, plan.message, condition=ConditionType.INPUT_VALID)
         return
     if not check.ok:
         if check.transient:
@@ -82,7 +89,7 @@ def verifying(s: Step) -> None:
         s.reject(check.reason, check.message, condition=ConditionType.PROVENANCE_VERIFIED)
         return
     summary = dict(check.summary or {})
-    s.update(policy=check.policy, provenance=summary, verify_attempts=0)
+    s.update(policy=check.policy, provenance=summary, verify_attempts=0, checks=plan.states)
     s.stamp(verified=s.now)
     line = provenance_line(summary)
     s.set_condition(ConditionType.PROVENANCE_VERIFIED, "True", Reason.VERIFIED, line)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 
-from hotfix_operator.api import ConditionType, Phase, Reason
-from hotfix_operator.core import cutover, intake
+from hotfix_operator.api import CheckStage, ConditionType, Phase, Reason
+from hotfix_operator.core import checks, cutover, intake
 from hotfix_operator.core.actions import Event
+from hotfix_operator.core.check_model import CheckState
 from hotfix_operator.core.conditions import ConditionStatus
 from hotfix_operator.core.governance import GovernanceRules
 from hotfix_operator.core.model import Release, Status
@@ -29,6 +30,7 @@ PHASES: dict[Phase, Callable[[Step], None]] = {
     Phase.QUEUED: intake.queued,
     Phase.AWAITING_APPROVAL: intake.awaiting_approval,
     Phase.DEPLOYING: cutover.deploying,
+    Phase.PRE_PROMOTION: cutover.pre_promotion,
     Phase.PROMOTED: cutover.promoted,
     Phase.FINALIZING: cutover.finalizing,
     Phase.ROLLING_BACK: cutover.rolling_back,
@@ -75,7 +77,7 @@ def handle_abort(s: Step, phase: Phase) -> bool:
     if phase in BEFORE_PRODUCTION:
         s.reject(Reason.ABORTED, f"{why}; nothing in production changed", actor=abort.by)
         return True
-    if phase in (Phase.DEPLOYING, Phase.PROMOTED, Phase.FINALIZING):
+    if phase in (Phase.DEPLOYING, Phase.PRE_PROMOTION, Phase.PROMOTED, Phase.FINALIZING):
         s.roll_back(Reason.ABORTED, f"{why}; moving traffic back to blue", actor=abort.by)
         return True
     if phase == Phase.FAILED and s.bg.original_selector is not None and \
@@ -156,6 +158,22 @@ def needs_rules(status: Status) -> bool:
     return status.phase is None or status.phase == Phase.AWAITING_APPROVAL
 
 
+def needs_check_plan(status: Status) -> bool:
+    """The checks (and where each may connect) are planned at Verifying, before anyone approves."""
+    return status.phase == Phase.VERIFYING
+
+
+def checks_due(status: Status, now: datetime.datetime) -> tuple[CheckState, ...]:
+    """The checks the shell should measure now: the pre-promotion ones while green is behind the preview
+    Service, the post-promotion ones once traffic is seen on green."""
+    stamps = status.timestamps
+    if status.phase == Phase.PRE_PROMOTION and stamps.green_available is not None:
+        return checks.due(status.checks, CheckStage.PRE_PROMOTION, stamps.green_available, now)
+    if status.phase == Phase.PROMOTED and stamps.promoted is not None:
+        return checks.due(status.checks, CheckStage.POST_PROMOTION, stamps.promoted, now)
+    return ()
+
+
 def holds_production(status: Status) -> bool:
     """The release owns the target's traffic and objects: deleting it must roll back first."""
     return status.phase is not None and status.phase.holds_target
@@ -173,5 +191,17 @@ def followups_due(status: Status) -> bool:
     return status.phase in (Phase.FINALIZING, Phase.SUCCEEDED)
 
 
-__all__ = ["Decision", "followups_due", "holds_production", "incident_id", "is_finished",
-           "needs_approval_check", "needs_image_check", "needs_provenance_check", "needs_rules", "reconcile"]
+__all__ = [
+    "Decision",
+    "checks_due",
+    "followups_due",
+    "holds_production",
+    "incident_id",
+    "is_finished",
+    "needs_approval_check",
+    "needs_check_plan",
+    "needs_image_check",
+    "needs_provenance_check",
+    "needs_rules",
+    "reconcile",
+]

@@ -9,15 +9,11 @@ from __future__ import annotations
 import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
-from pydantic.alias_generators import to_camel
+from pydantic import Field, computed_field
 
 from hotfix_operator.api import ANNOTATION_REQUESTED_THROUGH, ConditionType, Phase, release_tag
-
-
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
-
+from hotfix_operator.core.base import Camel as _Camel
+from hotfix_operator.core.check_model import Checks, CheckState
 
 # -- spec ------------------------------------------------------------------------------------------
 
@@ -78,6 +74,7 @@ class Spec(_Camel):
     approval: ApprovalSpec = ApprovalSpec()
     abort: Abort | None = None
     rollout: Rollout = Rollout()
+    checks: Checks = Checks()
 
     @property
     def tag(self) -> str:
@@ -261,6 +258,8 @@ class Status(_Camel):
     postmortem: PostmortemArea | None = None
     timestamps: Timestamps = Timestamps()
     blue_green: BlueGreen = BlueGreen()
+    # every check this release runs (the HotfixPolicy's and its own), fixed when verified, with its progress
+    checks: tuple[CheckState, ...] = ()
     conditions: tuple[Condition, ...] = ()
     audit: tuple[AuditEntry, ...] = Field(default=())
 

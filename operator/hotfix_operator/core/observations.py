@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from hotfix_operator.core.check_model import CheckState, Measurement
     from hotfix_operator.core.governance import ApprovalCheck, GovernanceRules
 
 
@@ -74,6 +75,17 @@ class ProvenanceCheck:
 
 
 @dataclass(frozen=True)
+class CheckPlan:
+    """At Verifying: every check the release will run, with where each may connect, or why not."""
+
+    ok: bool
+    reason: str = ""
+    message: str = ""
+    transient: bool = False
+    states: tuple[CheckState, ...] = ()
+
+
+@dataclass(frozen=True)
 class Observations:
     now: datetime.datetime
     blue: DeploymentView | None
@@ -94,3 +106,7 @@ class Observations:
     rules: GovernanceRules | None = None
     # in AwaitingApproval: the admission policy's state and each approver's right, checked now
     approvals: ApprovalCheck | None = None
+    # at Verifying: the checks the release will run (None: not planned this reconcile)
+    check_plan: CheckPlan | None = None
+    # the check measurements the shell made this reconcile (those core.checks.due named)
+    measurements: tuple[Measurement, ...] = ()
