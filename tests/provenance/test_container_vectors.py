@@ -234,12 +234,12 @@ def test_another_identity_is_refused(vectors: Path, production_root: str, identi
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=lambda v: v.name)
-def test_staging_root_is_refused_as_tlog_invalid(vectors: Path, staging_root: str, vector: Vector) -> None:
+def test_staging_root_is_refused_as_unknown_log(vectors: Path, staging_root: str, vector: Vector) -> None:
     """The signing time comes from the Rekor SET, so the log is judged first: the production
-    log (id c0d23d6a…) is not in the staging root, hence TlogInvalid, before the certificate
+    log (id c0d23d6a…) is not in the staging root, hence TlogUnknownLog, before the certificate
     could even be judged (it would not chain to staging Fulcio either)."""
     result = verify_provenance(material_for(vectors, vector), request_for(vector), policy_for(vector, staging_root))
-    refused(result, Reason.TLOG_INVALID, "transparency log c0d23d6ad406", "not in the pinned trusted root")
+    refused(result, Reason.TLOG_UNKNOWN_LOG, "transparency log c0d23d6ad406", "not in the pinned trusted root")
 
 
 def test_root_with_the_production_log_but_another_ca_is_refused_as_untrusted(
@@ -263,7 +263,7 @@ def test_production_log_key_retired_before_signing_is_refused(vectors: Path, pro
     root = json.loads(production_root)
     root["tlogs"][0]["publicKey"]["validFor"]["end"] = "2023-01-01T00:00:00Z"
     result = verify_provenance(material_for(vectors, V1), request_for(V1), policy_for(V1, json.dumps(root)))
-    refused(result, Reason.TLOG_INVALID, "outside log https://rekor.sigstore.dev's key validity")
+    refused(result, Reason.TLOG_UNKNOWN_LOG, "outside log https://rekor.sigstore.dev's key validity")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,7 +347,7 @@ def test_tampered_set_is_refused(vectors: Path, production_root: str) -> None:
     bundle["Payload"]["integratedTime"] += 60
     tampered = rehashed(original, original.blob, dev_sigstore_cosign__bundle=json.dumps(bundle))
     result = verify_provenance(with_attestation(material, tampered), request_for(V1), policy_for(V1, production_root))
-    refused(result, Reason.TLOG_INVALID, "inclusion promise (SET)", "does not verify")
+    refused(result, Reason.TLOG_SET_INVALID, "inclusion promise (SET)", "does not verify")
 
 
 def test_missing_transparency_log_entry_is_refused(vectors: Path, production_root: str) -> None:
@@ -355,7 +355,7 @@ def test_missing_transparency_log_entry_is_refused(vectors: Path, production_roo
     original = material.attestation_layers[0]
     stripped = rehashed(original, original.blob, dev_sigstore_cosign__bundle=None)
     result = verify_provenance(with_attestation(material, stripped), request_for(V1), policy_for(V1, production_root))
-    refused(result, Reason.TLOG_INVALID, "no transparency log entry")
+    refused(result, Reason.TLOG_PROOF_MISSING, "no transparency log entry")
 
 
 def test_missing_certificate_is_treated_as_a_key_signature_nobody_trusts(vectors: Path, production_root: str) -> None:

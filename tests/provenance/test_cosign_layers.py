@@ -205,7 +205,7 @@ def test_unlogged_signature_by_an_unknown_key_cannot_be_told_from_a_bad_one(
 def test_unlogged_signature_is_refused_when_the_log_is_required(sigstore: PrivateSigstore) -> None:
     unlogged = Signer(sigstore=sigstore, log_entries=False)
     result = verify_provenance(signed_release(unlogged), request(), key_policy(sigstore, unlogged))
-    refused(result, Reason.TLOG_INVALID, "no transparency log entry")
+    refused(result, Reason.TLOG_PROOF_MISSING, "no transparency log entry")
 
 
 def test_unlogged_signature_is_accepted_when_the_policy_waives_the_log(sigstore: PrivateSigstore) -> None:
@@ -345,7 +345,7 @@ def test_log_entry_for_another_payload_is_refused(sigstore: PrivateSigstore, ci_
     )
     refused(
         verify_provenance(release, request(), key_policy(sigstore, ci_key_signer)),
-        Reason.TLOG_INVALID,
+        Reason.TLOG_ENTRY_MISMATCH,
         "records payload",
     )
 
@@ -360,7 +360,7 @@ def test_log_entry_naming_another_key_is_refused(sigstore: PrivateSigstore, ci_k
     )
     refused(
         verify_provenance(release, request(), key_policy(sigstore, ci_key_signer)),
-        Reason.TLOG_INVALID,
+        Reason.TLOG_ENTRY_MISMATCH,
         "different signer",
     )
 
@@ -370,7 +370,7 @@ def test_log_entry_from_an_unpinned_log_is_refused(sigstore: PrivateSigstore, ci
     stray = Signer(key=ci_key_signer.key, sigstore=other_log)
     refused(
         verify_provenance(signed_release(stray), request(), key_policy(sigstore, ci_key_signer)),
-        Reason.TLOG_INVALID,
+        Reason.TLOG_UNKNOWN_LOG,
         "not in the pinned trusted root",
     )
 
@@ -682,7 +682,9 @@ def test_keyless_log_entry_naming_another_certificate_is_refused(sigstore: Priva
     body = dsse_body(envelope, statement, signature, cert_pem(other.certificate))
     attestation = layer(DSSE_LAYER, envelope, signer.annotations_for(body))
     release = material([signer.signature_layer(IMAGE)], [attestation])
-    refused(verify_provenance(release, request(), keyless_policy(sigstore)), Reason.TLOG_INVALID, "different signer")
+    refused(
+        verify_provenance(release, request(), keyless_policy(sigstore)), Reason.TLOG_ENTRY_MISMATCH, "different signer"
+    )
 
 
 def test_keyless_material_needs_a_keyless_policy(sigstore: PrivateSigstore, ci_key_signer: Signer) -> None:
@@ -696,7 +698,7 @@ def test_keyless_material_needs_a_keyless_policy(sigstore: PrivateSigstore, ci_k
 def test_keyless_without_log_entry_is_refused(sigstore: PrivateSigstore) -> None:
     refused(
         verify_provenance(signed_release(keyless(sigstore, log_entries=False)), request(), keyless_policy(sigstore)),
-        Reason.TLOG_INVALID,
+        Reason.TLOG_PROOF_MISSING,
         "proving when",
     )
 

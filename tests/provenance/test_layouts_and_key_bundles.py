@@ -143,7 +143,7 @@ IMAGE = "sha256:" + "5" * 64
         ),
         (
             lambda: key_signed_bundle(SIGNER, statement=slsa_v02(IMAGE, commit=COMMIT), log=False),
-            Reason.TLOG_INVALID,
+            Reason.TLOG_PROOF_MISSING,
             "requires one",
         ),
         (
@@ -157,7 +157,7 @@ IMAGE = "sha256:" + "5" * 64
             lambda: key_signed_bundle(
                 Signer(key=SIGNER.key, sigstore=PrivateSigstore(name="other")), statement=slsa_v02(IMAGE, commit=COMMIT)
             ),
-            Reason.TLOG_INVALID,
+            Reason.TLOG_UNKNOWN_LOG,
             "not in the pinned trusted root",
         ),
         (
@@ -190,7 +190,7 @@ def test_key_signed_bundle_with_tampered_set_is_refused() -> None:
     document["verificationMaterial"]["tlogEntries"][0]["logIndex"] = "4243"
     material = ProvenanceMaterial(image_digest=IMAGE, bundles=(BundleArtifact(blob=json.dumps(document).encode()),))
     result = verify_provenance(material, request(IMAGE), policy())
-    assert (result.ok, result.reason) == (False, Reason.TLOG_INVALID)
+    assert (result.ok, result.reason) == (False, Reason.TLOG_SET_INVALID)
 
 
 def test_bundle_blob_must_match_its_descriptor_digest() -> None:

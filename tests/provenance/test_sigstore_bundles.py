@@ -243,7 +243,7 @@ def test_conformance_managed_key_without_the_production_log_is_refused(vectors: 
         artifact_digest="sha256:" + hashlib.sha256(artifact).hexdigest(),
         policy=policy,
     )
-    assert (check.ok, check.reason) == (False, Reason.TLOG_INVALID)
+    assert (check.ok, check.reason) == (False, Reason.TLOG_UNKNOWN_LOG)
 
 
 def test_conformance_wrong_key_cannot_become_policy(vectors: Path, production_root: str) -> None:

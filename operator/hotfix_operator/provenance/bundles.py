@@ -17,9 +17,10 @@ from cryptography import x509
 
 from .digests import check_content_digest, require_sha256_digest
 from .dsse import Envelope, envelope_from_json
-from .encoding import decode_base64, encode_base64
+from .encoding import decode_base64
 from .fulcio import CertificateIdentity, certificate_identity
 from .inputs import BundleArtifact
+from .intoto_bundles import bundle_tlog_entry, logs_intoto, require_kind_version, verify_intoto_keyless
 from .limits import MAX_LAYER_BYTES
 from .policy import SignerPolicy
 from .reasons import Reason, Rejected, abbreviate_pair
@@ -96,26 +97,6 @@ def _tlog_entries(material: JsonObject, what: str) -> list[JsonObject]:
     ]
 
 
-def _bundle_tlog_entry(entry: JsonObject, what: str) -> TlogEntry:
-    """A v1 log entry with an inclusion promise, in the shape our SET check reads."""
-    body = decode_base64(get_str(entry, "canonicalizedBody", what), what=f"{what} canonicalizedBody")
-    promise = optional_object(entry, "inclusionPromise", what)
-    integrated = get_int(entry, "integratedTime", what, allow_string=True) if "integratedTime" in entry else None
-    return TlogEntry(
-        body=body,
-        # Rekor signed the standard base64 of the body; the bundle's own encoding may differ.
-        body_base64=encode_base64(body),
-        integrated_time=integrated,
-        log_index=get_int(entry, "logIndex", what, allow_string=True),
-        log_id=decode_base64(
-            get_str(get_object(entry, "logId", what), "keyId", f"{what}.logId"), what=f"{what} log id"
-        ),
-        signed_entry_timestamp=None
-        if promise is None
-        else decode_base64(get_str(promise, "signedEntryTimestamp", what), what=f"{what} SET"),
-    )
-
-
 def verify_bundle(artifact: BundleArtifact, policy: SignerPolicy, *, artifact_digest: str) -> VerifiedBundle:
     """Verify a bundle's signature and signer. For message signatures, the signed digest must be
     `artifact_digest`; for DSSE, the caller checks the statement's subject."""
@@ -144,6 +125,18 @@ def verify_bundle(artifact: BundleArtifact, policy: SignerPolicy, *, artifact_di
 
     if "publicKey" in material:
         signer = _verify_managed_key(document, material, envelope, message_digest, policy, what)
+    elif ("certificate" in material or "x509CertificateChain" in material) and (
+        envelope is not None and logs_intoto(_tlog_entries(material, what), what)
+    ):
+        # sigstore-python refuses intoto entries; we verify them (see intoto_bundles).
+        signer = verify_intoto_keyless(
+            media_type=media_type,
+            material=material,
+            entries=_tlog_entries(material, what),
+            envelope=envelope,
+            policy=policy,
+            what=what,
+        )
     elif "certificate" in material or "x509CertificateChain" in material:
         signer, envelope = _verify_keyless(artifact.blob, material, envelope, message_digest, policy, what)
     else:
@@ -193,11 +186,11 @@ def _verify_managed_key(
                 Reason.TLOG_INVALID,
                 f"{what} log entry has no inclusion promise; key-signed Rekor v2 entries are not supported",
             )
-        tlog = _bundle_tlog_entry(entry, f"{what} tlogEntries[0]")
+        tlog = bundle_tlog_entry(entry, f"{what} tlogEntries[0]")
         kind_version = get_object(entry, "kindVersion", f"{what} tlogEntries[0]")
-        _require_kind_version(tlog, kind_version, what)
+        require_kind_version(tlog, kind_version, what)
     if envelope is not None:
-        content = SignedContent.envelope(envelope.pae(), envelope.payload)
+        content = SignedContent.envelope(envelope.pae(), envelope.payload, payload_type=envelope.payload_type)
         signature = envelope.only_signature().sig
     elif message_digest is not None:
         content = SignedContent.message_digest(message_digest)
@@ -208,17 +201,6 @@ def _verify_managed_key(
     else:
         raise Rejected(Reason.MALFORMED_INPUT, f"{what} has no signed content")
     return verify_signer(content=content, signature=signature, certificate=None, tlog=tlog, policy=policy, what=what)
-
-
-def _require_kind_version(tlog: TlogEntry, kind_version: JsonObject, what: str) -> None:
-    body = parse_json_object(tlog.body, what=f"{what} log entry body")
-    declared = (get_str(kind_version, "kind", what), get_str(kind_version, "version", what))
-    logged = (body.get("kind"), body.get("apiVersion"))
-    if declared != logged:
-        raise Rejected(
-            Reason.TLOG_INVALID,
-            f"{what} declares a {declared[0]}/{declared[1]} entry, the body is {logged[0]}/{logged[1]}",
-        )
 
 
 def _expired_at_logged_time(certificate: x509.Certificate, material: JsonObject, what: str) -> str | None:

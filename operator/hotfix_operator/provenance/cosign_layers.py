@@ -106,11 +106,15 @@ def verify_attestation_layer(layer: OciLayer, policy: SignerPolicy) -> VerifiedA
     The predicateType annotation is unsigned and therefore ignored; the statement says what it is.
     """
     what = describe_layer(".att", layer)
-    envelope = parse_envelope(_checked_blob(layer, DSSE_MEDIA_TYPE, what), what=f"{what} DSSE envelope")
+    blob = _checked_blob(layer, DSSE_MEDIA_TYPE, what)
+    envelope = parse_envelope(blob, what=f"{what} DSSE envelope")
     envelope.require_in_toto()
     only = envelope.only_signature()
     signer = verify_signer(
-        content=SignedContent.envelope(envelope.pae(), envelope.payload),
+        # The layer is the very envelope cosign uploaded: its hash is what the log entry records.
+        content=SignedContent.envelope(
+            envelope.pae(), envelope.payload, payload_type=envelope.payload_type, envelope_bytes=blob
+        ),
         signature=only.sig,
         certificate=_certificate(layer, what),
         tlog=_tlog(layer, what),

@@ -19,6 +19,12 @@ class Reason(StrEnum):
     CERTIFICATE_UNTRUSTED = "CertificateUntrusted"
     SCT_INVALID = "SctInvalid"
     TLOG_INVALID = "TlogInvalid"
+    # The transparency-log failures that need a different remedy each, so each has its own reason.
+    TLOG_UNKNOWN_LOG = "TlogUnknownLog"
+    TLOG_SET_INVALID = "TlogSetInvalid"
+    TLOG_PROOF_MISSING = "TlogProofMissing"
+    TLOG_INCLUSION_PROOF_INVALID = "TlogInclusionProofInvalid"
+    TLOG_ENTRY_MISMATCH = "TlogEntryMismatch"
     PAYLOAD_TYPE_NOT_ALLOWED = "PayloadTypeNotAllowed"
     STATEMENT_TYPE_NOT_ALLOWED = "StatementTypeNotAllowed"
     PREDICATE_TYPE_MISSING = "PredicateTypeMissing"

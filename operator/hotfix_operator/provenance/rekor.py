@@ -29,6 +29,7 @@ from .strictjson import (
     get_list,
     get_object,
     get_str,
+    optional_object,
     parse_json_object,
 )
 from .trustroot import LogInstance, PinnedTrustRoot
@@ -77,16 +78,16 @@ def verify_inclusion_promise(entry: TlogEntry, trust: PinnedTrustRoot) -> LogIns
     log = trust.transparency_logs.get(entry.log_id)
     if log is None:
         raise Rejected(
-            Reason.TLOG_INVALID,
+            Reason.TLOG_UNKNOWN_LOG,
             f"transparency log {entry.log_id.hex()} is not in the pinned trusted root "
             f"(which has {trust.describe_logs()})",
         )
     if entry.signed_entry_timestamp is None or entry.integrated_time is None:
-        raise Rejected(Reason.TLOG_INVALID, "transparency log entry has no inclusion promise (SET)")
+        raise Rejected(Reason.TLOG_PROOF_MISSING, "transparency log entry has no inclusion promise (SET)")
     moment = datetime.fromtimestamp(entry.integrated_time, UTC)
     if not log.validity.contains(moment):
         raise Rejected(
-            Reason.TLOG_INVALID,
+            Reason.TLOG_UNKNOWN_LOG,
             f"integrated time {moment.isoformat()} is outside log {log.base_url}'s key validity "
             f"{log.validity.describe()}",
         )
@@ -99,7 +100,9 @@ def verify_inclusion_promise(entry: TlogEntry, trust: PinnedTrustRoot) -> LogIns
         }
     )
     if not log.key.verifies(entry.signed_entry_timestamp, canonical):
-        raise Rejected(Reason.TLOG_INVALID, f"inclusion promise (SET) of log entry {entry.log_index} does not verify")
+        raise Rejected(
+            Reason.TLOG_SET_INVALID, f"inclusion promise (SET) of log entry {entry.log_index} does not verify"
+        )
     return log
 
 
@@ -142,16 +145,23 @@ def _logged_verifier(encoded_pem: str, what: str) -> LoggedVerifier:
 
 @dataclass(frozen=True)
 class LoggedSignature:
-    """What a log entry body commits to."""
+    """What a log entry body commits to. Which fields an entry kind records differs:
+
+    hashedrekord and dsse record the signature; intoto/0.0.1 records only the envelope's hash,
+    the payload's hash and the signer; intoto/0.0.2 records the envelope hash, the payload hash,
+    the payload type and the signature with its verifier. `None` means "this kind does not record it".
+    """
 
     kind: str
-    payload_sha256: bytes
-    signature: bytes
+    payload_sha256: bytes | None
+    signature: bytes | None
     verifier: LoggedVerifier
+    envelope_sha256: bytes | None = None
+    payload_type: str | None = None
 
 
 def read_entry_body(entry: TlogEntry) -> LoggedSignature:
-    """Parse a Rekor v1 body: hashedrekord 0.0.1, dsse 0.0.1 or intoto 0.0.2."""
+    """Parse a Rekor v1 body: hashedrekord 0.0.1, dsse 0.0.1, intoto 0.0.1 or intoto 0.0.2."""
     what = f"transparency log entry {entry.log_index} body"
     body = parse_json_object(entry.body, what=what)
     kind = get_str(body, "kind", what)
@@ -161,8 +171,10 @@ def read_entry_body(entry: TlogEntry) -> LoggedSignature:
         return _hashedrekord(spec, what)
     if (kind, version) == ("dsse", "0.0.1"):
         return _dsse(spec, what)
+    if (kind, version) == ("intoto", "0.0.1"):
+        return _intoto_v001(spec, what)
     if (kind, version) == ("intoto", "0.0.2"):
-        return _intoto(spec, what)
+        return _intoto_v002(spec, what)
     raise Rejected(Reason.TLOG_INVALID, f"{what}: unsupported entry type {kind}/{version}")
 
 
@@ -193,10 +205,29 @@ def _dsse(spec: JsonObject, what: str) -> LoggedSignature:
         payload_sha256=_sha256_field(get_object(spec, "payloadHash", what), f"{what} payload hash"),
         signature=decode_base64(get_str(logged, "signature", what), what=f"{what} signature"),
         verifier=_logged_verifier(get_str(logged, "verifier", what), f"{what} verifier"),
+        envelope_sha256=_sha256_field(get_object(spec, "envelopeHash", what), f"{what} envelope hash"),
     )
 
 
-def _intoto(spec: JsonObject, what: str) -> LoggedSignature:
+def _intoto_v001(spec: JsonObject, what: str) -> LoggedSignature:
+    """intoto/0.0.1 (cosign attest before dsse entries, slsa-github-generator before v2.0).
+
+    The canonical body keeps no signature: it binds the envelope through the sha256 of the exact
+    envelope bytes uploaded, the payload through its sha256 (absent in the oldest entries) and
+    the signer through `publicKey` (a PEM certificate or key).
+    """
+    content = get_object(spec, "content", what)
+    payload_hash = optional_object(content, "payloadHash", what)
+    return LoggedSignature(
+        kind="intoto",
+        payload_sha256=None if payload_hash is None else _sha256_field(payload_hash, f"{what} payload hash"),
+        signature=None,
+        verifier=_logged_verifier(get_str(spec, "publicKey", what), f"{what} public key"),
+        envelope_sha256=_sha256_field(get_object(content, "hash", what), f"{what} envelope hash"),
+    )
+
+
+def _intoto_v002(spec: JsonObject, what: str) -> LoggedSignature:
     content = get_object(spec, "content", what)
     envelope = get_object(content, "envelope", what)
     signatures = get_list(envelope, "signatures", what)
@@ -214,25 +245,61 @@ def _intoto(spec: JsonObject, what: str) -> LoggedSignature:
         payload_sha256=_sha256_field(get_object(content, "payloadHash", what), f"{what} payload hash"),
         signature=decode_base64(inner_text, what=f"{what} signature"),
         verifier=_logged_verifier(get_str(logged, "publicKey", what), f"{what} public key"),
+        envelope_sha256=_sha256_field(get_object(content, "hash", what), f"{what} envelope hash"),
+        payload_type=get_str(envelope, "payloadType", what),
     )
 
 
-def require_entry_matches(
-    logged: LoggedSignature, *, payload_sha256: bytes, signature: bytes, verifier: LoggedVerifier, dsse: bool
-) -> None:
-    """The logged body must commit to this payload, this signature and this signer."""
-    expected_kinds = ("dsse", "intoto") if dsse else ("hashedrekord",)
+@dataclass(frozen=True)
+class VerifiedContent:
+    """What was verified, as a log entry would record it.
+
+    `envelope_sha256` is known only where the envelope's exact bytes are (a cosign `.att` layer
+    is the uploaded envelope); a Sigstore bundle re-serializes the envelope, so there it is None.
+    """
+
+    payload_sha256: bytes
+    signature: bytes
+    verifier: LoggedVerifier
+    dsse: bool
+    envelope_sha256: bytes | None = None
+    payload_type: str | None = None
+
+
+def require_entry_matches(logged: LoggedSignature, verified: VerifiedContent) -> None:
+    """The logged body must commit to this payload, this signature (or envelope) and this signer."""
+    expected_kinds = ("dsse", "intoto") if verified.dsse else ("hashedrekord",)
+    mismatch = Reason.TLOG_ENTRY_MISMATCH
     if logged.kind not in expected_kinds:
+        raise Rejected(mismatch, f"log entry is a {logged.kind} entry, expected {' or '.join(expected_kinds)}")
+    _require_hashes(logged, verified)
+    if logged.payload_type is not None and logged.payload_type != verified.payload_type:
         raise Rejected(
-            Reason.TLOG_INVALID, f"log entry is a {logged.kind} entry, expected {' or '.join(expected_kinds)}"
+            mismatch, f"log entry records payload type {logged.payload_type!r}, not {verified.payload_type!r}"
         )
-    if logged.payload_sha256 != payload_sha256:
+    if logged.signature is not None and logged.signature != verified.signature:
+        raise Rejected(mismatch, "log entry records a different signature than the one verified")
+    if logged.verifier.kind != verified.verifier.kind or logged.verifier.der != verified.verifier.der:
+        raise Rejected(mismatch, f"log entry names a different signer ({logged.verifier.kind.value})")
+
+
+def _require_hashes(logged: LoggedSignature, verified: VerifiedContent) -> None:
+    mismatch = Reason.TLOG_ENTRY_MISMATCH
+    if logged.payload_sha256 is not None and logged.payload_sha256 != verified.payload_sha256:
         raise Rejected(
-            Reason.TLOG_INVALID,
+            mismatch,
             f"log entry records payload sha256:{logged.payload_sha256.hex()[:12]}…, "
-            f"signed payload is sha256:{payload_sha256.hex()[:12]}…",
+            f"signed payload is sha256:{verified.payload_sha256.hex()[:12]}…",
         )
-    if logged.signature != signature:
-        raise Rejected(Reason.TLOG_INVALID, "log entry records a different signature than the one verified")
-    if logged.verifier.kind != verifier.kind or logged.verifier.der != verifier.der:
-        raise Rejected(Reason.TLOG_INVALID, f"log entry names a different signer ({logged.verifier.kind.value})")
+    # The uploaded envelope is the `.att` layer itself (cosign compares the same), and through it
+    # the signature, which intoto/0.0.1 does not record on its own.
+    logged_envelope, envelope = logged.envelope_sha256, verified.envelope_sha256
+    if logged_envelope is not None and envelope is not None and logged_envelope != envelope:
+        raise Rejected(
+            mismatch,
+            f"log entry records envelope sha256:{logged_envelope.hex()[:12]}…, "
+            f"the envelope is sha256:{envelope.hex()[:12]}…",
+        )
+    if logged.payload_sha256 is None and (logged_envelope is None or envelope is None):
+        # The oldest intoto/0.0.1 entries bind the payload only through the envelope's bytes.
+        raise Rejected(mismatch, "log entry records no payload hash, and the envelope's own bytes are not at hand")

@@ -21,6 +21,7 @@ from .rekor import (
     LoggedSignature,
     LoggedVerifier,
     TlogEntry,
+    VerifiedContent,
     read_entry_body,
     require_entry_matches,
     verify_inclusion_promise,
@@ -37,18 +38,39 @@ class SignedContent:
     logged_payload_sha256: bytes
     dsse: bool
     prehashed: bool = False
+    # Known only where the envelope's exact bytes are at hand (a cosign `.att` layer).
+    envelope_sha256: bytes | None = None
+    payload_type: str | None = None
 
     @classmethod
     def simple(cls, payload: bytes) -> SignedContent:
         return cls(data=payload, logged_payload_sha256=hashlib.sha256(payload).digest(), dsse=False)
 
     @classmethod
-    def envelope(cls, pae: bytes, payload: bytes) -> SignedContent:
-        return cls(data=pae, logged_payload_sha256=hashlib.sha256(payload).digest(), dsse=True)
+    def envelope(
+        cls, pae: bytes, payload: bytes, *, payload_type: str, envelope_bytes: bytes | None = None
+    ) -> SignedContent:
+        return cls(
+            data=pae,
+            logged_payload_sha256=hashlib.sha256(payload).digest(),
+            dsse=True,
+            envelope_sha256=None if envelope_bytes is None else hashlib.sha256(envelope_bytes).digest(),
+            payload_type=payload_type,
+        )
 
     @classmethod
     def message_digest(cls, sha256: bytes) -> SignedContent:
         return cls(data=sha256, logged_payload_sha256=sha256, dsse=False, prehashed=True)
+
+    def as_logged(self, signature: bytes, verifier: LoggedVerifier) -> VerifiedContent:
+        return VerifiedContent(
+            payload_sha256=self.logged_payload_sha256,
+            signature=signature,
+            verifier=verifier,
+            dsse=self.dsse,
+            envelope_sha256=self.envelope_sha256,
+            payload_type=self.payload_type,
+        )
 
     def verified_by(self, key: PublicKey, signature: bytes) -> bool:
         if self.prehashed:
@@ -100,19 +122,15 @@ def _trusted_key(
     summary = SignerSummary(method="key", key_name=matched.name, key_fingerprint=matched.fingerprint)
     if tlog is None or logged is None:
         if policy.require_transparency_log:
-            raise Rejected(Reason.TLOG_INVALID, f"{what} has no transparency log entry, and the policy requires one")
+            raise Rejected(
+                Reason.TLOG_PROOF_MISSING, f"{what} has no transparency log entry, and the policy requires one"
+            )
         return VerifiedSigner(summary=summary, certificate=None)
     if policy.root is None:
         # Without a pinned root the entry cannot be checked; the policy said it is not required.
         return VerifiedSigner(summary=summary, certificate=None)
     verify_inclusion_promise(tlog, policy.root)
-    require_entry_matches(
-        logged,
-        payload_sha256=content.logged_payload_sha256,
-        signature=signature,
-        verifier=LoggedVerifier.from_key(matched),
-        dsse=content.dsse,
-    )
+    require_entry_matches(logged, content.as_logged(signature, LoggedVerifier.from_key(matched)))
     return VerifiedSigner(
         summary=SignerSummary(
             method="key",
@@ -141,7 +159,7 @@ def _keyless(
         )
     if tlog is None:
         raise Rejected(
-            Reason.TLOG_INVALID, f"{what} is signed keylessly but has no transparency log entry proving when"
+            Reason.TLOG_PROOF_MISSING, f"{what} is signed keylessly but has no transparency log entry proving when"
         )
     verify_inclusion_promise(tlog, root)
     signing_time = tlog.integrated_at
@@ -160,11 +178,7 @@ def _keyless(
     if not content.verified_by(key, signature):
         raise Rejected(Reason.SIGNATURE_INVALID, f"{what} signature does not verify with its certificate's key")
     require_entry_matches(
-        read_entry_body(tlog),
-        payload_sha256=content.logged_payload_sha256,
-        signature=signature,
-        verifier=LoggedVerifier.from_certificate(certificate),
-        dsse=content.dsse,
+        read_entry_body(tlog), content.as_logged(signature, LoggedVerifier.from_certificate(certificate))
     )
     return VerifiedSigner(
         summary=SignerSummary(
