@@ -6,6 +6,7 @@
 #   hack/build-binaries.sh cosign     build cosign only (not part of `all`), print its bin directory
 #   hack/build-binaries.sh helm       build helm only (not part of `all`), print its bin directory
 #   hack/build-binaries.sh kstatus    build the kstatus helper (hack/kstatus), print its bin directory
+#   hack/build-binaries.sh ociregistry  build the OCI 1.1 registry (hack/ociregistry), print its bin directory
 #   hack/build-binaries.sh monitoring-crds   fetch the ServiceMonitor/PrometheusRule CRDs, print their directory
 #   HOTFIX_CACHE=/path ...            cache root (default: ~/.cache/hotfix-operator)
 set -euo pipefail
@@ -27,6 +28,8 @@ helm_bin="$cache/helm-$HELM_VERSION/bin"
 kstatus_key="$CLI_UTILS_VERSION-$(sha256sum "$here/kstatus/main.go" | cut -c1-12)"
 kstatus_bin="$cache/kstatus-$kstatus_key/bin"
 monitoring_crds="$cache/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION/crds"
+ociregistry_key="$GO_CONTAINERREGISTRY_VERSION-$(sha256sum "$here/ociregistry/main.go" | cut -c1-12)"
+ociregistry_bin="$cache/ociregistry-$ociregistry_key/bin"
 
 export GOFLAGS="-buildvcs=false -trimpath"
 export CGO_ENABLED=0
@@ -148,6 +151,18 @@ build_kstatus() {
   (cd "$src" && go mod tidy >/dev/null && go build -ldflags "-s -w" -o "$kstatus_bin/kstatus" .)
 }
 
+build_ociregistry() {
+  [ -x "$ociregistry_bin/ociregistry" ] && return 0
+  # A wrapper module around hack/ociregistry/main.go that pins go-containerregistry (its pkg/registry).
+  local src="$cache/ociregistry-$ociregistry_key/src"
+  mkdir -p "$src" "$ociregistry_bin"
+  log "ociregistry (go-containerregistry $GO_CONTAINERREGISTRY_VERSION): building"
+  cp "$here/ociregistry/main.go" "$src/main.go"
+  printf 'module hotfix-operator/ociregistry\n\ngo 1.24\n\nrequire github.com/google/go-containerregistry %s\n' \
+    "$GO_CONTAINERREGISTRY_VERSION" > "$src/go.mod"
+  (cd "$src" && go mod tidy >/dev/null && go build -ldflags "-s -w" -o "$ociregistry_bin/ociregistry" .)
+}
+
 fetch_monitoring_crds() {
   [ -f "$monitoring_crds/monitoring.coreos.com_prometheusrules.yaml" ] && return 0
   # Not built: the module zip (from the Go module proxy, checksummed by sum.golang.org) carries the CRDs.
@@ -170,8 +185,9 @@ case "$what" in
   cosign) build_cosign; echo "$cosign_bin"; exit 0 ;;
   helm) build_helm; echo "$helm_bin"; exit 0 ;;
   kstatus) build_kstatus; echo "$kstatus_bin"; exit 0 ;;
+  ociregistry) build_ociregistry; echo "$ociregistry_bin"; exit 0 ;;
   monitoring-crds) fetch_monitoring_crds; echo "$monitoring_crds"; exit 0 ;;
   all) build_etcd; build_kwok; build_kubernetes ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|kwok|cosign|helm|kstatus|monitoring-crds]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|cosign|helm|kstatus|ociregistry|monitoring-crds]" >&2; exit 2 ;;
 esac
 echo "$k8s_bin:$etcd_bin:$kwok_bin"
