@@ -52,10 +52,10 @@ def decide(args: argparse.Namespace, conn: Connection, out: Output, decision: st
     if decision == "Reject" and not comment:
         raise PluginError("reject needs --comment: say why, so the requester knows what to change", 2)
     me = conn.whoami()
-    verb = "approve" if decision == "Approve" else "reject"
+    verb, done = ("approve", "approved") if decision == "Approve" else ("reject", "rejected")
     conn.patch(args.name, approval_patch(approval_entry(me, decision, comment or None, args.group)),
                f"{verb} {conn.namespace}/{args.name} as {me.username}")
-    out.line(f"hotfixrelease.hotfix.dev/{args.name} {verb}d by {me.username}; "
+    out.line(f"hotfixrelease.hotfix.dev/{args.name} {done} by {me.username}; "
              f"follow it: kubectl hotfix status {args.name} -n {conn.namespace} --watch")
     return 0
 
