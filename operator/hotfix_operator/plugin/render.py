@@ -12,6 +12,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from hotfix_operator.api import CheckPhase
 from hotfix_operator.plugin.summary import CHECK_FIELDS, FAILURE_PHASES, SUCCESS_PHASES, Summary, summarize
 
 
@@ -21,6 +22,11 @@ def phase_style(phase: str) -> str:
     if phase in FAILURE_PHASES:
         return "bold red"
     return "bold yellow"
+
+
+def check_style(phase: str) -> str:
+    styles: dict[str, str] = {CheckPhase.PASSED: "green", CheckPhase.FAILED: "bold red", CheckPhase.ERROR: "red"}
+    return styles.get(phase, "yellow")
 
 
 def _table(*columns: str, title: str | None = None) -> Table:
@@ -100,7 +106,7 @@ def checks_table(s: Summary) -> Table | None:
         return None
     table = _table(*(f.upper() for f in CHECK_FIELDS), title="Checks")
     for check in s.checks:
-        table.add_row(*(Text(check[f], style=phase_style(check[f])) if f == "phase" else check[f]
+        table.add_row(*(Text(check[f], style=check_style(check[f])) if f == "phase" else check[f]
                         for f in CHECK_FIELDS))
     return table
 

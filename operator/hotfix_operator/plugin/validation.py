@@ -112,6 +112,8 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
             return f"must be at most {value}"
         case "maxItems":
             return f"may hold at most {value} items"
+        case "pattern":
+            return f"{instance!r} does not match {value}"
         case "enum":
             return f"must be one of {', '.join(map(str, value))}"
     return str(error.message)
