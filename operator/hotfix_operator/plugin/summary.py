@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from hotfix_operator.api import Phase
@@ -172,7 +172,3 @@ def exit_code(phase: str) -> int | None:
         return 1
     return None
 
-
-def age_of(obj: dict[str, Any], now: datetime) -> timedelta | None:
-    created = parse_utc_iso((obj.get("metadata") or {}).get("creationTimestamp"))
-    return now - created if created else None
