@@ -68,13 +68,6 @@ def verifying(s: Step) -> None:
     if check is None or plan is None:
         s.wait()
         return
-    if not plan.ok:
-        if plan.transient:
-            s.say(f"cannot plan the health checks yet: {plan.message}; retrying")
-            s.wait(10)
-            return
-        s.reject(plan.reason, plan.message, condition=ConditionType.INPUT_VALID)
-        return
     if not check.ok:
         if check.transient:
             attempts = s.status.verify_attempts + 1
@@ -87,6 +80,13 @@ def verifying(s: Step) -> None:
             return
         s.update(policy=check.policy)
         s.reject(check.reason, check.message, condition=ConditionType.PROVENANCE_VERIFIED)
+        return
+    if not plan.ok:  # after the provenance verdict, so a missing policy is reported as the gate reports it
+        if plan.transient:
+            s.say(f"cannot plan the health checks yet: {plan.message}; retrying")
+            s.wait(10)
+            return
+        s.reject(plan.reason, plan.message, condition=ConditionType.INPUT_VALID)
         return
     summary = dict(check.summary or {})
     s.update(policy=check.policy, provenance=summary, verify_attempts=0, checks=plan.states)
