@@ -7,6 +7,7 @@
 #   hack/build-binaries.sh helm       build helm only (not part of `all`), print its bin directory
 #   hack/build-binaries.sh kstatus    build the kstatus helper (hack/kstatus), print its bin directory
 #   hack/build-binaries.sh ociregistry  build the OCI 1.1 registry (hack/ociregistry), print its bin directory
+#   hack/build-binaries.sh argo-rollouts   build Argo Rollouts' controller, copy its CRDs beside it, print its bin directory
 #   hack/build-binaries.sh monitoring-crds   fetch the ServiceMonitor/PrometheusRule CRDs, print their directory
 #   HOTFIX_CACHE=/path ...            cache root (default: ~/.cache/hotfix-operator)
 set -euo pipefail
@@ -30,6 +31,7 @@ kstatus_bin="$cache/kstatus-$kstatus_key/bin"
 monitoring_crds="$cache/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION/crds"
 ociregistry_key="$GO_CONTAINERREGISTRY_VERSION-$(sha256sum "$here/ociregistry/main.go" | cut -c1-12)"
 ociregistry_bin="$cache/ociregistry-$ociregistry_key/bin"
+argo_rollouts_bin="$cache/argo-rollouts-$ARGO_ROLLOUTS_VERSION/bin"
 
 export GOFLAGS="-buildvcs=false -trimpath"
 export CGO_ENABLED=0
@@ -163,6 +165,22 @@ build_ociregistry() {
   (cd "$src" && go mod tidy >/dev/null && go build -ldflags "-s -w" -o "$ociregistry_bin/ociregistry" .)
 }
 
+build_argo_rollouts() {
+  [ -x "$argo_rollouts_bin/rollouts-controller" ] && [ -f "$argo_rollouts_bin/../crds/rollout-crd.yaml" ] && return 0
+  # Only the Argo Rollouts baseline benchmark needs it, so it is built on demand. Its go.mod has replace
+  # directives, which `go install pkg@version` refuses, so it is built inside the downloaded module (the
+  # module proxy's zip, checksummed by sum.golang.org); its CRDs come from the same module.
+  local module="github.com/argoproj/argo-rollouts" dir crds="$argo_rollouts_bin/../crds"
+  mkdir -p "$argo_rollouts_bin" "$crds"
+  log "argo-rollouts $ARGO_ROLLOUTS_VERSION: building rollouts-controller (cold: ~4-5 min on 2 cores)"
+  dir=$(cd "$argo_rollouts_bin" && GOFLAGS=-mod=mod go mod download -json "$module@$ARGO_ROLLOUTS_VERSION" \
+    | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  (cd "$dir" && go build -ldflags "-s -w -X $module/utils/version.version=${ARGO_ROLLOUTS_VERSION#v}" \
+    -o "$argo_rollouts_bin/rollouts-controller" ./cmd/rollouts-controller)
+  cp "$dir"/manifests/crds/*-crd.yaml "$crds/"
+  chmod u+w "$crds"/*.yaml
+}
+
 fetch_monitoring_crds() {
   [ -f "$monitoring_crds/monitoring.coreos.com_prometheusrules.yaml" ] && return 0
   # Not built: the module zip (from the Go module proxy, checksummed by sum.golang.org) carries the CRDs.
@@ -186,8 +204,9 @@ case "$what" in
   helm) build_helm; echo "$helm_bin"; exit 0 ;;
   kstatus) build_kstatus; echo "$kstatus_bin"; exit 0 ;;
   ociregistry) build_ociregistry; echo "$ociregistry_bin"; exit 0 ;;
+  argo-rollouts) build_argo_rollouts; echo "$argo_rollouts_bin"; exit 0 ;;
   monitoring-crds) fetch_monitoring_crds; echo "$monitoring_crds"; exit 0 ;;
   all) build_etcd; build_kwok; build_kubernetes ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|kwok|cosign|helm|kstatus|ociregistry|monitoring-crds]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|cosign|helm|kstatus|ociregistry|argo-rollouts|monitoring-crds]" >&2; exit 2 ;;
 esac
 echo "$k8s_bin:$etcd_bin:$kwok_bin"
