@@ -55,8 +55,8 @@ lint: deps ## ruff, mypy, the import-linter layer contracts, helm lint/template,
 bench: deps ## every benchmark; writes bench/results/*.json
 	@for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
 
-bench-%: deps ## one benchmark, e.g. make bench-cutover
-	@$(PY) bench/bench_$*.py
+bench-%: deps ## one benchmark, e.g. make bench-cutover (hyphens name underscores: bench-argo-rollouts)
+	@$(PY) bench/bench_$(subst -,_,$*).py
 
 clean: cluster-down
 	rm -rf $(LOCAL)
