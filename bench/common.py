@@ -22,7 +22,8 @@ from localcluster.toolchain import pinned_versions  # noqa: E402
 def summarise(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     return {"n": len(ordered), "median": statistics.median(ordered), "min": ordered[0], "max": ordered[-1],
-            "p90": ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]}
+            "p90": ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))],
+            "p95": ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]}
 
 
 def machine() -> dict[str, Any]:

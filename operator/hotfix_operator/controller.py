@@ -24,6 +24,7 @@ from hotfix_operator.core.lifecycle import (
     needs_provenance_check,
     needs_rules,
     reconcile,
+    watched_objects,
 )
 from hotfix_operator.core.model import Abort, Release, Status
 from hotfix_operator.followup_runner import FollowupRunner
@@ -46,6 +47,8 @@ class Outcome:
     requeue_after: float | None
     # the release needs no more reconciles (gone, or finished with nothing left to undo)
     done: bool
+    # (kind, name) in the release's namespace whose changes should wake it at once
+    watches: tuple[tuple[str, str], ...] = ()
 
 
 def _sooner(a: float | None, b: float | None) -> float | None:
@@ -101,7 +104,8 @@ class Controller:
         for event in decision.events:
             self.kube.post_event(release, event, now)
         self.metrics.record(status, decision.status, namespace, name)
-        outcome = Outcome(decision.status.phase, decision.requeue_after, done=is_finished(decision))
+        outcome = Outcome(decision.status.phase, decision.requeue_after, done=is_finished(decision),
+                          watches=watched_objects(release, decision.status))
         if followups_due(decision.status) and self.followup is not None:
             return self.follow_up(release, decision.status, outcome, policies)
         return outcome
@@ -115,7 +119,7 @@ class Controller:
             # Cannot tell whether (or where) to publish: keep the release in view and look again later.
             log.warning("%s/%s: follow-ups wait for the HotfixPolicy: %s", release.namespace, release.name, problem)
             return Outcome(outcome.phase, _sooner(outcome.requeue_after, self.followup.settings.check_seconds),
-                           done=False)
+                           done=False, watches=outcome.watches)
         if github is None:
             return outcome
         now = self.clock()
@@ -129,4 +133,4 @@ class Controller:
             log.info("%s/%s: follow-up %s: %s", release.namespace, release.name, result.step,
                      "failed" if result.failure else "done")
         return Outcome(outcome.phase, _sooner(outcome.requeue_after, result.requeue_after),
-                       done=outcome.done and result.done)
+                       done=outcome.done and result.done, watches=outcome.watches)

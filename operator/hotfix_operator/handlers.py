@@ -1,6 +1,7 @@
 """Every Kopf registration, kept thin: credentials from the loaded kubeconfig; one daemon per
-HotfixRelease drives reconciles; changes to the object wake it at once; deleting a release
-mid-cutover first puts production back the way it was.
+HotfixRelease drives reconciles; changes to the object, and to the Deployments and EndpointSlices
+its cutover waits on, wake it at once; deleting a release mid-cutover first puts production back
+the way it was.
 
 The handlers share the Controller and the per-release wake-up events through Kopf's `memo`
 (`shared_memo()` builds it; `hotfix-operator run` passes it to kopf.operator), not module globals.
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
@@ -28,9 +30,14 @@ IDLE_RECHECK_SECONDS = 30.0
 DELETE_CLEANUP_SECONDS = 120.0
 
 
+# (namespace, kind, name) -> uids of the releases a change to that object should wake
+Interest = dict[tuple[str, str, str], set[str]]
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
 def shared_memo(controller: Controller) -> kopf.Memo:
-    """What every handler shares. Kopf gives each object a shallow copy, so the dict is shared too."""
-    return kopf.Memo(controller=controller, pokes={})
+    """What every handler shares. Kopf gives each object a shallow copy, so the dicts are shared too."""
+    return kopf.Memo(controller=controller, pokes={}, interest={})
 
 
 def _controller(memo: kopf.Memo) -> Controller:
@@ -40,6 +47,27 @@ def _controller(memo: kopf.Memo) -> Controller:
 def _pokes(memo: kopf.Memo) -> dict[str, asyncio.Event]:
     return cast(dict[str, asyncio.Event], memo.pokes)
 
+
+def _interest(memo: kopf.Memo) -> Interest:
+    return cast(Interest, memo.interest)
+
+
+def _wake_interested(memo: kopf.Memo, key: tuple[str, str, str]) -> None:
+    for uid in _interest(memo).get(key, ()):
+        event = _pokes(memo).get(uid)
+        if event is not None:
+            event.set()
+
+
+def _register(memo: kopf.Memo, uid: str, namespace: str, watches: tuple[tuple[str, str], ...]) -> None:
+    """What this release waits on now: exactly `watches` (a previous registration is replaced)."""
+    interest, wanted = _interest(memo), {(namespace, kind, name) for kind, name in watches}
+    for key in [k for k, uids in interest.items() if uid in uids and k not in wanted]:
+        interest[key].discard(uid)
+        if not interest[key]:
+            del interest[key]
+    for key in wanted:
+        interest.setdefault(key, set()).add(uid)
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -72,6 +100,20 @@ def wake(uid: str, memo: kopf.Memo, **_: Any) -> None:
         event.set()
 
 
+@kopf.on.event("apps", "v1", "deployments")
+def deployment_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    # green becoming available, the folded Deployment rolling out: no need to wait for the next poll
+    _wake_interested(memo, (namespace or "", "Deployment", name))
+
+
+@kopf.on.event("discovery.k8s.io", "v1", "endpointslices")
+def endpoints_changed(namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **_: Any) -> None:
+    # a switch is confirmed when the active Service's EndpointSlices list only the new side's pods
+    service = labels.get(SERVICE_NAME_LABEL)
+    if service:
+        _wake_interested(memo, (namespace or "", "Service", service))
+
+
 @kopf.daemon(*RESOURCE, cancellation_timeout=5.0)  # type: ignore[arg-type]
 async def drive(stopped: kopf.DaemonStopped, name: str, namespace: str, uid: str, memo: kopf.Memo,
                 **_: Any) -> None:
@@ -91,6 +133,7 @@ async def drive(stopped: kopf.DaemonStopped, name: str, namespace: str, uid: str
                               delay)
             else:
                 failures = 0
+                _register(memo, uid, namespace, outcome.watches)
                 if outcome.done:
                     return
                 delay = IDLE_RECHECK_SECONDS if outcome.requeue_after is None else outcome.requeue_after
@@ -100,6 +143,7 @@ async def drive(stopped: kopf.DaemonStopped, name: str, namespace: str, uid: str
                     await asyncio.wait_for(poke.wait(), timeout=min(1.0, max(0.0, deadline - time.monotonic())))
     finally:
         pokes.pop(uid, None)
+        _register(memo, uid, namespace, ())
 
 
 @kopf.on.delete(*RESOURCE)  # type: ignore[arg-type]

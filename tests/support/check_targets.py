@@ -26,6 +26,8 @@ class Request:
     query: str
     body: str
     headers: dict[str, str]
+    # when it arrived (time.monotonic()), for benchmarks that time the operator's reactions
+    at: float = field(default_factory=time.monotonic)
 
     def json(self) -> Any:
         return json.loads(self.body)

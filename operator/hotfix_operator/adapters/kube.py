@@ -5,8 +5,9 @@ it from a worker thread."""
 from __future__ import annotations
 
 import datetime
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes import client
@@ -53,15 +54,18 @@ class KubeAdapter:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def raw(self, obj: object) -> dict[str, Any]:
-        """A typed client object as the plain JSON the API server sent."""
-        data: dict[str, Any] = self.api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+    @staticmethod
+    def read(call: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """One API call's JSON as sent: the typed client's models are skipped, which cost more than the
+        round trip itself (deserialising into models and back to dicts, on every reconcile)."""
+        response = call(*args, _preload_content=False, **kwargs)
+        data: dict[str, Any] = json.loads(response.data)
         return data
 
     def get_release(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self.raw(self.custom.get_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL,
-                                                                     name))
+            return self.read(self.custom.get_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL,
+                             name)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -81,7 +85,7 @@ class KubeAdapter:
         green_pods = 0
         if app_selector:
             ready: dict[str, set[str]] = {}
-            pods = self.raw(self.core.list_namespaced_pod(ns, label_selector=_selector_string(app_selector)))
+            pods = self.read(self.core.list_namespaced_pod, ns, label_selector=_selector_string(app_selector))
             for pod in pods.get("items", []):
                 meta, pod_status = pod["metadata"], pod.get("status") or {}
                 labels = meta.get("labels") or {}
@@ -102,17 +106,16 @@ class KubeAdapter:
     def green_pods(self, release: Release) -> list[dict[str, Any]]:
         """This release's green pods as the API server lists them (for the kubernetes check)."""
         selector = _selector_string({LABEL_RELEASE_UID: release.uid})
-        pods = self.raw(self.core.list_namespaced_pod(release.namespace, label_selector=selector))
+        pods = self.read(self.core.list_namespaced_pod, release.namespace, label_selector=selector)
         return [p for p in pods.get("items", []) if "deletionTimestamp" not in p["metadata"]]
 
     def _deployment(self, namespace: str, name: str) -> DeploymentView | None:
         try:
-            dep = self.apps.read_namespaced_deployment(name, namespace)
+            raw = self.read(self.apps.read_namespaced_deployment, name, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
-        raw = self.raw(dep)
         spec, st = raw.get("spec", {}), raw.get("status", {})
         selector = spec.get("selector", {}).get("matchLabels", {})
         return DeploymentView(
@@ -130,7 +133,7 @@ class KubeAdapter:
         if revision is None:
             return None
         uid = deployment["metadata"]["uid"]
-        listed = self.raw(self.apps.list_namespaced_replica_set(namespace, label_selector=_selector_string(selector)))
+        listed = self.read(self.apps.list_namespaced_replica_set, namespace, label_selector=_selector_string(selector))
         for rs in listed.get("items", []):
             meta = rs["metadata"]
             owners = meta.get("ownerReferences") or []
@@ -142,17 +145,17 @@ class KubeAdapter:
 
     def _service(self, namespace: str, name: str) -> ServiceView | None:
         try:
-            svc = self.core.read_namespaced_service(name, namespace)
+            svc = self.read(self.core.read_namespaced_service, name, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
-        return ServiceView(name=name, selector=dict(self.raw(svc).get("spec", {}).get("selector") or {}))
+        return ServiceView(name=name, selector=dict(svc.get("spec", {}).get("selector") or {}))
 
     def _endpoint_ips(self, namespace: str, service: str) -> frozenset[str]:
         ips: set[str] = set()
-        slices = self.raw(self.discovery.list_namespaced_endpoint_slice(
-            namespace, label_selector=f"kubernetes.io/service-name={service}"))
+        slices = self.read(self.discovery.list_namespaced_endpoint_slice, namespace,
+                           label_selector=f"kubernetes.io/service-name={service}")
         for endpoint_slice in slices.get("items", []):
             for endpoint in endpoint_slice.get("endpoints") or []:
                 if (endpoint.get("conditions") or {}).get("ready") is not False:  # unset means ready, per the API
@@ -160,8 +163,8 @@ class KubeAdapter:
         return frozenset(ips)
 
     def _queue_ahead(self, release: Release) -> tuple[str, ...]:
-        listed = self.raw(self.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, release.namespace,
-                                                                    PLURAL))
+        listed = self.read(self.custom.list_namespaced_custom_object, API_GROUP, API_VERSION, release.namespace,
+                           PLURAL)
         ahead: list[tuple[datetime.datetime, str]] = []
         for item in listed.get("items", []):
             meta = item["metadata"]
@@ -183,19 +186,22 @@ class KubeAdapter:
         # merge patch would not do.
         patch = [{"op": "add", "path": "/status", "value": status.to_json()}]
         self.custom.patch_namespaced_custom_object_status(API_GROUP, API_VERSION, release.namespace, PLURAL,
-                                                          release.name, patch, _content_type=JSON_PATCH)
+                                                          release.name, patch, _content_type=JSON_PATCH,
+                                                          _preload_content=False)
 
     def execute(self, release: Release, action: Action) -> str:
         """Carry out one action; returns a line for the log. Safe to repeat."""
         ns = release.namespace
         if isinstance(action, SetServiceSelector):
             selector_patch = [{"op": "replace", "path": "/spec/selector", "value": dict(action.selector)}]
-            self.core.patch_namespaced_service(action.service, ns, selector_patch, _content_type=JSON_PATCH)
+            self.core.patch_namespaced_service(action.service, ns, selector_patch, _content_type=JSON_PATCH,
+                                               _preload_content=False)
             return f"Service {action.service} selector -> {dict(action.selector)} ({action.why})"
         if isinstance(action, CreateDeployment):
             name = action.manifest["metadata"]["name"]
             try:
-                self.apps.create_namespaced_deployment(ns, dict(action.manifest))  # type: ignore[arg-type]
+                self.apps.create_namespaced_deployment(ns, dict(action.manifest),  # type: ignore[arg-type]
+                                                       _preload_content=False)
             except ApiException as exc:
                 if exc.status != 409:
                     raise
@@ -216,7 +222,8 @@ class KubeAdapter:
         if isinstance(action, SetContainerImage):
             image_patch = {"spec": {"template": {"spec": {"containers": [{"name": action.container,
                                                                            "image": action.image}]}}}}
-            self.apps.patch_namespaced_deployment(action.deployment, ns, image_patch, _content_type=STRATEGIC_MERGE)
+            self.apps.patch_namespaced_deployment(action.deployment, ns, image_patch, _content_type=STRATEGIC_MERGE,
+                                                  _preload_content=False)
             return f"Deployment {action.deployment} container {action.container} image -> {action.image}"
         raise TypeError(f"unknown action {action!r}")
 
@@ -233,7 +240,7 @@ class KubeAdapter:
             action=event.reason,
         )
         try:
-            self.core.create_namespaced_event(release.namespace, body)
+            self.core.create_namespaced_event(release.namespace, body, _preload_content=False)
         except ApiException as exc:  # an Event is best effort; the audit trail in status is the record
             log.warning("could not post Event %s for %s/%s: %s", event.reason, release.namespace, release.name,
                         exc.reason)

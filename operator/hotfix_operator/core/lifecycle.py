@@ -20,6 +20,7 @@ from hotfix_operator.core.actions import Event
 from hotfix_operator.core.check_model import CheckState
 from hotfix_operator.core.conditions import ConditionStatus
 from hotfix_operator.core.governance import GovernanceRules
+from hotfix_operator.core.manifests import green_name
 from hotfix_operator.core.model import Release, Status
 from hotfix_operator.core.observations import Observations
 from hotfix_operator.core.step import Decision, Step
@@ -172,6 +173,16 @@ def checks_due(status: Status, now: datetime.datetime) -> tuple[CheckState, ...]
     if status.phase == Phase.PROMOTED and stamps.promoted is not None:
         return checks.due(status.checks, CheckStage.POST_PROMOTION, stamps.promoted, now)
     return ()
+
+
+def watched_objects(release: Release, status: Status) -> tuple[tuple[str, str], ...]:
+    """The objects whose changes should wake this release at once (kind, name), while it holds the
+    target: its Deployment, green, and the active Service (its EndpointSlices carry its name)."""
+    if status.phase is None or not status.phase.holds_target:
+        return ()
+    t = release.spec.target
+    green = status.blue_green.green_deployment or green_name(release)
+    return ("Deployment", t.deployment), ("Deployment", green), ("Service", t.service)
 
 
 def holds_production(status: Status) -> bool:
