@@ -27,6 +27,10 @@ LABEL_RELEASE_UID = "hotfix.dev/release-uid"
 LABEL_ROLE = "hotfix.dev/role"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 ROLE_GREEN = "green"
+# an undo's helper Deployment: the version that ran before the hotfix, beside it
+ROLE_PREVIOUS = "previous"
+# the Deployment controller's revision counter, recorded at Deploying
+ANNOTATION_REVISION = "deployment.kubernetes.io/revision"
 # Annotations on green, for a person reading `kubectl get deploy -o yaml`.
 ANNOTATION_TAG = "hotfix.dev/tag"
 ANNOTATION_INCIDENT = "hotfix.dev/incident"
@@ -58,20 +62,27 @@ class Phase(enum.StrEnum):
     ROLLED_BACK = "RolledBack"
     FAILED = "Failed"
     EXPIRED = "Expired"
+    # spec.undo on a Succeeded release: the previous version comes back through the blue-green path
+    UNDOING = "Undoing"
+    UNDONE = "Undone"
+    # the undo gave up (a check failed, the previous version did not come up, it was aborted): the hotfix serves
+    UNDO_FAILED = "UndoFailed"
 
     @property
     def terminal(self) -> bool:
-        return self in (Phase.SUCCEEDED, Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED, Phase.EXPIRED)
+        return self in (Phase.SUCCEEDED, Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED, Phase.EXPIRED,
+                        Phase.UNDONE, Phase.UNDO_FAILED)
 
     @property
     def holds_target(self) -> bool:
         """Phases in which this release owns the target's traffic and objects."""
-        return self in (Phase.DEPLOYING, Phase.PRE_PROMOTION, Phase.PROMOTED, Phase.FINALIZING, Phase.ROLLING_BACK)
+        return self in (Phase.DEPLOYING, Phase.PRE_PROMOTION, Phase.PROMOTED, Phase.FINALIZING, Phase.ROLLING_BACK,
+                        Phase.UNDOING)
 
     @property
     def stalled(self) -> bool:
         """Terminal phases that need a person (kstatus Stalled)."""
-        return self in (Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED, Phase.EXPIRED)
+        return self in (Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED, Phase.EXPIRED, Phase.UNDO_FAILED)
 
 
 class CheckStage(enum.StrEnum):
@@ -116,6 +127,10 @@ class ConditionType(enum.StrEnum):
     POSTMORTEM_FILED = "PostmortemFiled"
     POSTMORTEM_COMPLETE = "PostmortemComplete"
     POSTMORTEM_OVERDUE = "PostmortemOverdue"
+    # spec.undo: accepted, refused, done or given up; and the published record telling of it
+    UNDONE = "Undone"
+    UNDO_CHECKS = "UndoChecks"
+    UNDO_PUBLISHED = "UndoPublished"
 
 
 class Reason(enum.StrEnum):
@@ -175,3 +190,12 @@ class Reason(enum.StrEnum):
     COMPLETE = "Complete"
     OVERDUE = "Overdue"
     FOLLOWUP_DELAYED = "FollowupDelayed"
+    # undo
+    UNDO_REQUESTED = "UndoRequested"
+    UNDO_REFUSED = "UndoRefused"
+    UNDO_WINDOW_CLOSED = "UndoWindowClosed"
+    UNDO_NEEDS_APPROVAL = "UndoNeedsApproval"
+    UNDO_TARGET_CHANGED = "UndoTargetChanged"
+    UNDO_FAILED = "UndoFailed"
+    UNDONE = "Undone"
+    UNDO_NOTED = "UndoNoted"

@@ -20,9 +20,9 @@ from hotfix_operator.api import Reason
 from hotfix_operator.core import check_eval, egress
 from hotfix_operator.core.check_model import CheckState, Measurement
 from hotfix_operator.core.checks import TemplateError, plan, render
-from hotfix_operator.core.manifests import green_name
 from hotfix_operator.core.model import Release, Status
 from hotfix_operator.core.observations import CheckPlan
+from hotfix_operator.core.undo import observed_green, run_state
 
 # Stands in for a pod-template-hash at Verifying, when green does not exist yet: a hash may be in a
 # URL's path or query, never in its host (the host is what the policy allows).
@@ -30,11 +30,11 @@ HASH_PLACEHOLDER = "0hashplaceholder0"
 
 
 def variables(release: Release, status: Status, *, planning: bool = False) -> dict[str, str]:
-    bg, t = status.blue_green, release.spec.target
+    bg, t = run_state(status), release.spec.target  # while undoing, the undo's own run (core.undo)
     return {
         "namespace": release.namespace, "release": release.name, "version": release.spec.version,
         "incidentId": status.incident_id or "", "activeService": t.service, "previewService": t.preview_service or "",
-        "greenDeployment": bg.green_deployment or green_name(release),
+        "greenDeployment": observed_green(release, status),
         "greenPodHash": HASH_PLACEHOLDER if planning else bg.green_hash or "",
         "bluePodHash": HASH_PLACEHOLDER if planning else bg.blue_hash or "",
     }
@@ -182,8 +182,8 @@ def webhook_payload(release: Release, status: Status, check: CheckState) -> dict
         "release": release.name, "namespace": release.namespace, "version": release.spec.version,
         "tag": release.spec.tag, "commitSha": release.spec.commit_sha, "image": release.spec.artifact.image,
         "incidentId": status.incident_id, "phase": status.phase.value if status.phase else None,
-        "check": check.name, "stage": check.stage.value, "greenPodHash": status.blue_green.green_hash,
-        "greenDeployment": status.blue_green.green_deployment,
+        "check": check.name, "stage": check.stage.value, "greenPodHash": run_state(status).green_hash,
+        "greenDeployment": run_state(status).green_deployment,
     }
 
 

@@ -23,7 +23,6 @@ from hotfix_operator.core.actions import (
     SetServiceSelector,
 )
 from hotfix_operator.core.governance import ApprovalCheck, GovernanceRules
-from hotfix_operator.core.manifests import green_name
 from hotfix_operator.core.model import Release, Status
 from hotfix_operator.core.observations import (
     DeploymentView,
@@ -32,6 +31,7 @@ from hotfix_operator.core.observations import (
     ProvenanceCheck,
     ServiceView,
 )
+from hotfix_operator.core.undo import observed_green
 from hotfix_operator.formats import parse_utc_iso
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class KubeAdapter:
         blue = self._deployment(ns, t.deployment)
         service = self._service(ns, t.service)
         preview = self._service(ns, t.preview_service) if t.preview_service else None
-        green = self._deployment(ns, status.blue_green.green_deployment or green_name(release))
+        green = self._deployment(ns, observed_green(release, status))
         app_selector = status.blue_green.original_selector or (
             {k: v for k, v in service.selector.items() if k != POD_TEMPLATE_HASH} if service else None)
         ips_by_hash: dict[str, frozenset[str]] = {}
@@ -125,6 +125,7 @@ class KubeAdapter:
             current_hash=self._current_hash(namespace, raw, selector), selector=selector,
             pod_template=spec.get("template", {}), labels=raw["metadata"].get("labels") or {},
             stuck_reason=_stuck_reason(st.get("conditions") or []),
+            revision=(raw["metadata"].get("annotations") or {}).get(REVISION),
         )
 
     def _current_hash(self, namespace: str, deployment: dict[str, Any], selector: Mapping[str, str]) -> str | None:

@@ -70,7 +70,7 @@ def pin_blue(s: Step, blue: DeploymentView) -> None:
     """Record what the cutover needs to finish or undo it after a restart, before anything changes."""
     t, service, preview = s.spec.target, s.obs.service, s.obs.preview_service
     assert service is not None
-    s.update_bg(blue_hash=blue.current_hash, blue_image=blue.container_image(t.container),
+    s.update_bg(blue_hash=blue.current_hash, blue_image=blue.container_image(t.container), blue_revision=blue.revision,
                 original_selector=dict(service.selector), green_deployment=green_name(s.release),
                 preview_original_selector=dict(preview.selector) if preview else None,
                 # pinning keeps the very same pods behind the Service: blue serves, as it did

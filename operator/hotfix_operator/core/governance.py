@@ -29,6 +29,9 @@ class GovernanceRules:
     expiry_seconds: int = 24 * 3600
     sla_seconds: int = 30 * 60
     on_sla_breach: OnSlaBreach = "Continue"
+    # spec.undo: how long after Succeeded a hotfix may be undone, and the approvals an undo needs
+    undo_window_seconds: int = 24 * 3600
+    undo_approvals_required: int = 0
 
     def approvals_needed(self, risk: str) -> int:
         return self.required.get(risk, 1)

@@ -15,12 +15,11 @@ import datetime
 from collections.abc import Callable
 
 from hotfix_operator.api import CheckStage, ConditionType, Phase, Reason
-from hotfix_operator.core import checks, cutover, intake
+from hotfix_operator.core import checks, cutover, intake, undo
 from hotfix_operator.core.actions import Event
 from hotfix_operator.core.check_model import CheckState
 from hotfix_operator.core.conditions import ConditionStatus
 from hotfix_operator.core.governance import GovernanceRules
-from hotfix_operator.core.manifests import green_name
 from hotfix_operator.core.model import Release, Status
 from hotfix_operator.core.observations import Observations
 from hotfix_operator.core.step import Decision, Step
@@ -35,6 +34,9 @@ PHASES: dict[Phase, Callable[[Step], None]] = {
     Phase.PROMOTED: cutover.promoted,
     Phase.FINALIZING: cutover.finalizing,
     Phase.ROLLING_BACK: cutover.rolling_back,
+    # spec.undo after success (core.undo)
+    Phase.SUCCEEDED: undo.succeeded,
+    Phase.UNDOING: undo.undoing,
 }
 BEFORE_PRODUCTION = (Phase.PENDING, Phase.VERIFYING, Phase.QUEUED, Phase.AWAITING_APPROVAL)
 
@@ -60,6 +62,7 @@ def initialise(s: Step) -> None:
              sla_deadline=created + datetime.timedelta(seconds=rules.sla_seconds), sla_on_breach=rules.on_sla_breach,
              expires_at=created + datetime.timedelta(seconds=rules.expiry_seconds),
              approvals_required=rules.approvals_needed(s.spec.risk_level),
+             undo_window_seconds=rules.undo_window_seconds, undo_approvals_required=rules.undo_approvals_required,
              requested_through=s.release.requested_through)
     if s.obs.approvals is not None:  # the admission policy this release is filed under
         s.update(admission_fingerprint=s.obs.approvals.admission.fingerprint)
@@ -127,7 +130,7 @@ def summarise(s: Step) -> None:
     if phase is None:
         return
     message = s.status.message
-    ready: ConditionStatus = "True" if phase == Phase.SUCCEEDED else "False"
+    ready: ConditionStatus = "True" if phase in (Phase.SUCCEEDED, Phase.UNDONE) else "False"
     s.set_condition(ConditionType.READY, ready, phase.value, message)
     s.set_condition(ConditionType.RECONCILING, "False" if phase.terminal else "True", phase.value, message)
     s.set_condition(ConditionType.STALLED, "True" if phase.stalled else "False", phase.value, message)
@@ -172,7 +175,7 @@ def checks_due(status: Status, now: datetime.datetime) -> tuple[CheckState, ...]
         return checks.due(status.checks, CheckStage.PRE_PROMOTION, stamps.green_available, now)
     if status.phase == Phase.PROMOTED and stamps.promoted is not None:
         return checks.due(status.checks, CheckStage.POST_PROMOTION, stamps.promoted, now)
-    return ()
+    return undo.checks_due(status, now)
 
 
 def watched_objects(release: Release, status: Status) -> tuple[tuple[str, str], ...]:
@@ -181,7 +184,7 @@ def watched_objects(release: Release, status: Status) -> tuple[tuple[str, str], 
     if status.phase is None or not status.phase.holds_target:
         return ()
     t = release.spec.target
-    green = status.blue_green.green_deployment or green_name(release)
+    green = undo.observed_green(release, status)
     return ("Deployment", t.deployment), ("Deployment", green), ("Service", t.service)
 
 
@@ -192,14 +195,17 @@ def holds_production(status: Status) -> bool:
 
 def is_finished(decision: Decision) -> bool:
     """Nothing left for the lifecycle, ever: terminal with no action pending. Failed is not finished:
-    a person may still set spec.abort to roll back."""
+    a person may still set spec.abort to roll back. Succeeded asks to be requeued while spec.undo may
+    still come (core.undo.succeeded), so it is not finished until the undo window closes."""
     phase = decision.status.phase
+    if phase == Phase.SUCCEEDED and decision.requeue_after is not None:
+        return False
     return phase is not None and phase.terminal and not decision.actions and phase != Phase.FAILED
 
 
 def followups_due(status: Status) -> bool:
     """Publishing, backport and post-mortem run from Finalizing on: nothing after the bake rolls back."""
-    return status.phase in (Phase.FINALIZING, Phase.SUCCEEDED)
+    return status.phase in (Phase.FINALIZING, Phase.SUCCEEDED, Phase.UNDOING, Phase.UNDONE, Phase.UNDO_FAILED)
 
 
 __all__ = [

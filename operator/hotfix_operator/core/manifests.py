@@ -24,17 +24,19 @@ def green_name(release: Release) -> str:
     return f"{release.spec.target.deployment[:40]}-hotfix-{release.uid.replace('-', '')[:8]}"
 
 
-def green_deployment(release: Release, blue: DeploymentView, name: str, incident_id: str) -> dict[str, Any]:
-    """Blue's pod template with the hotfix image in the target container, and green's own labels so
-    that neither side's ReplicaSets or Services ever select the other's pods."""
+def green_deployment(release: Release, blue: DeploymentView, name: str, incident_id: str, *,
+                     image: str | None = None, role: str = ROLE_GREEN) -> dict[str, Any]:
+    """Blue's pod template with the hotfix image (or `image`: an undo's previous one) in the target
+    container, and green's own labels so that neither side's ReplicaSets or Services ever select the
+    other's pods."""
     spec = release.spec
-    marks = {LABEL_ROLE: ROLE_GREEN, LABEL_RELEASE_UID: release.uid}
+    marks = {LABEL_ROLE: role, LABEL_RELEASE_UID: release.uid}
     template: dict[str, Any] = copy.deepcopy(dict(blue.pod_template))
     meta = template.setdefault("metadata", {})
     meta["labels"] = {**{k: v for k, v in meta.get("labels", {}).items() if k != POD_TEMPLATE_HASH}, **marks}
     for container in template.get("spec", {}).get("containers", []):
         if container.get("name") == spec.target.container:
-            container["image"] = spec.artifact.image
+            container["image"] = image or spec.artifact.image
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "namespace": release.namespace,

@@ -50,6 +50,13 @@ class Abort(_Camel):
     reason: str
 
 
+class Undo(_Camel):
+    """Put the version that ran before back, after the hotfix succeeded (admission checks `by`)."""
+
+    by: str
+    reason: str
+
+
 class ApprovalSpec(_Camel):
     approvals: tuple[Approval, ...] = ()
 
@@ -73,6 +80,7 @@ class Spec(_Camel):
     artifact: Artifact
     approval: ApprovalSpec = ApprovalSpec()
     abort: Abort | None = None
+    undo: Undo | None = None
     rollout: Rollout = Rollout()
     checks: Checks = Checks()
 
@@ -141,6 +149,8 @@ class BlueGreen(_Camel):
 
     blue_hash: str | None = None
     blue_image: str | None = None
+    # the Deployment's deployment.kubernetes.io/revision when blue was pinned
+    blue_revision: str | None = None
     original_selector: dict[str, str] | None = None
     preview_original_selector: dict[str, str] | None = None
     green_deployment: str | None = None
@@ -156,6 +166,48 @@ class BlueGreen(_Camel):
     switch_from: str | None = None
     switch_requested: datetime.datetime | None = None
     switch_warned: bool = False
+
+
+class UndoTimes(_Camel):
+    """When each step of an undo was first seen (a timestamp, once written, is a fact)."""
+
+    requested: datetime.datetime | None = None
+    previous_created: datetime.datetime | None = None
+    previous_available: datetime.datetime | None = None
+    # the active Service's EndpointSlices first listed only the previous version's pods: the bake starts here
+    switched: datetime.datetime | None = None
+    fold_started: datetime.datetime | None = None
+    folded: datetime.datetime | None = None
+    gave_up: datetime.datetime | None = None
+    completed: datetime.datetime | None = None
+
+
+class UndoStatus(_Camel):
+    """An undo of a Succeeded hotfix (see core.undo): the reverse blue-green run has its own BlueGreen,
+    whose "blue" is the hotfixed Deployment and whose "green" is the helper running the previous version,
+    so status.blueGreen and status.checks keep the forward cutover's record untouched."""
+
+    by: str
+    reason: str
+    # Accepted: under way; Refused: nothing changed (the message says why and what to do)
+    decision: Literal["Accepted", "Refused"]
+    message: str = ""
+    window_ends: datetime.datetime | None = None
+    # what comes back (the forward cutover's record of blue) and what it replaces
+    previous_image: str | None = None
+    previous_hash: str | None = None
+    previous_revision: str | None = None
+    hotfix_image: str | None = None
+    # spec.abort was already set when the undo was accepted (ignored then, so it does not stop the undo)
+    abort_seen: bool = False
+    # where the undo stands: Previous (bring it up, check it), Switch (traffic moving/baking on it),
+    # Fold (the Deployment rolls back to it), Return (gave up: back to the hotfix), Done
+    step: Literal["Previous", "Switch", "Fold", "Return", "Done"] = "Previous"
+    failure: str | None = None
+    blue_green: BlueGreen = BlueGreen()
+    # the pre-promotion checks run again against the previous version: fresh copies, status.checks untouched
+    checks: tuple[CheckState, ...] = ()
+    times: UndoTimes = UndoTimes()
 
 
 class StepRetry(_Camel):
@@ -183,6 +235,8 @@ class ReleaseArea(_FollowupArea):
     url: str | None = None
     id: int | None = None
     assets: dict[str, str] | None = None  # name -> sha256:<hex> of the bytes uploaded
+    # the release notes carry the "Undone at ... by ... because ..." line
+    undo_noted: bool | None = None
 
 
 class BackportArea(_FollowupArea):
@@ -204,6 +258,8 @@ class PostmortemArea(_FollowupArea):
     number: int | None = None
     issue: str | None = None  # the one overdue issue
     issue_number: int | None = None
+    # the post-mortem pull request was told of an undo (its comment, or "none" with no pull request)
+    undo_comment: str | None = None
 
 
 FollowupArea = ReleaseArea | BackportArea | PostmortemArea
@@ -248,6 +304,10 @@ class Status(_Camel):
     sla_deadline: datetime.datetime | None = None
     # what the HotfixPolicy said to do on a breach, fixed when filed (the policy is not read after approval)
     sla_on_breach: Literal["Continue", "StopBeforeSwitch"] | None = None
+    # the HotfixPolicy's undo rules, fixed when filed: how long after Succeeded spec.undo is accepted, and
+    # how many approvals an undo needs (see core.undo)
+    undo_window_seconds: int | None = None
+    undo_approvals_required: int | None = None
     policy: str | None = None
     # what the provenance gate verified: signer, builder, source, commit, predicate types
     provenance: dict[str, Any] | None = None
@@ -260,6 +320,8 @@ class Status(_Camel):
     blue_green: BlueGreen = BlueGreen()
     # every check this release runs (the HotfixPolicy's and its own), fixed when verified, with its progress
     checks: tuple[CheckState, ...] = ()
+    # spec.undo, once judged (see core.undo)
+    undo: UndoStatus | None = None
     conditions: tuple[Condition, ...] = ()
     audit: tuple[AuditEntry, ...] = Field(default=())
 

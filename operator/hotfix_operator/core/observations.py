@@ -27,6 +27,8 @@ class DeploymentView:
     labels: Mapping[str, str] = field(default_factory=dict)
     # why it is not progressing, from its conditions (e.g. a quota refusing pods), if anything
     stuck_reason: str | None = None
+    # its deployment.kubernetes.io/revision annotation
+    revision: str | None = None
 
     def container_image(self, container: str) -> str | None:
         for c in self.pod_template.get("spec", {}).get("containers", []):
