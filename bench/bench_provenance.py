@@ -51,7 +51,9 @@ def command_times(tmp: Path, image: str, public_pem: str, ca: str, runs: int = 5
                                   "metadata": {"name": "bench"}, "spec": {"namespaceSelector": {}, "provenance": {
                                       "trustedKeys": [{"name": "bench", "publicKey": public_pem}],
                                       "requireTransparencyLog": False, "allowedBuilders": [LOCAL_BUILDER],
-                                      "allowedSourceRepositories": [SOURCE]}}}))
+                                      "allowedSourceRepositories": [SOURCE],
+                                      "images": [{"glob": f"{image.split('/')[0]}/bench/**"}]},
+                                      "registry": {"loopbackHosts": [image.split("/")[0]]}}}))
     command = [sys.executable, "-m", "hotfix_operator.cli", "verify"]
     full = [*command, image, "--commit", COMMIT, "--source-repo", SOURCE, "--policy", str(policy),
             "--registry-ca-file", ca]

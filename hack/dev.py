@@ -117,7 +117,11 @@ def demo(k, state: dict[str, str], total: int, operator: subprocess.Popen[bytes]
               "spec": {"namespaceSelector": {"matchLabels": {"hotfix.dev/policy": "quickstart"}},
                        "provenance": {"trustedKeys": [{"name": "quickstart-release", "publicKey": signer.public_pem}],
                                       "requireTransparencyLog": False,
-                                      "allowedBuilders": [LOCAL_BUILDER], "allowedSourceRepositories": [SOURCE]}}}
+                                      "allowedBuilders": [LOCAL_BUILDER], "allowedSourceRepositories": [SOURCE],
+                                      # where the gate may connect: this registry's shop/ images, and the
+                                      # registry itself although it is on loopback
+                                      "images": [{"glob": f"{state['registry']}/shop/**"}]},
+                       "registry": {"loopbackHosts": [state["registry"]]}}}
     print("  " + k("apply", "-f", "-", stdin=json.dumps(policy)).strip())
 
     step(7, total, "alice files the HotfixRelease (examples/quickstart/hotfix.yaml)")

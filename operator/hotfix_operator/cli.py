@@ -47,7 +47,8 @@ def _run(args: argparse.Namespace) -> int:
     followup = FollowupRunner(FollowupSettings(
         check_seconds=args.postmortem_check_seconds, deadline_seconds=args.postmortem_deadline_seconds,
         github_write_interval=args.github_write_interval, backoff_seconds=args.followup_backoff_seconds))
-    gates = Gates(registry, ApprovalAuthority(api), ca_file=args.registry_ca_file)
+    gates = Gates(registry, ApprovalAuthority(api), ca_file=args.registry_ca_file,
+                  api_server=_host_port(api.configuration.host))
     kube, policies = KubeAdapter(api), PolicyResolver(api, args.operator_namespace)
     probes = Probes(kube, policies, api_server=_host_port(api.configuration.host))
     controller = Controller(kube, policies, gates, metrics, probes=probes, followup=followup)

@@ -3,7 +3,12 @@ and its provenance verifies under the namespace's HotfixPolicy (registry discove
 
 Everything that can go wrong becomes an ImageCheck or ProvenanceCheck with a specific reason;
 registry and API outages are marked transient so the lifecycle retries with backoff instead of
-skipping the gate."""
+skipping the gate.
+
+Where either gate connects is the policy's decision (`core.gate_egress`): an image or evidence
+location outside its patterns is refused before any connection, and every host the registry client
+reaches is judged first. Without a usable policy nothing is read: the image check leaves the release
+to the provenance gate, which reports the policy's problem."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from hotfix_operator.adapters.discovery import discover
 from hotfix_operator.adapters.evidence_fetch import fetch_evidence
 from hotfix_operator.adapters.policies import PolicyProblem, PolicySource, ResolvedPolicy
 from hotfix_operator.adapters.registry import ImageReference, RegistryClient, RegistryCredentials, RegistryError
+from hotfix_operator.core.gate_egress import GateRules, evidence_problem, image_problem
 from hotfix_operator.core.governance import ApprovalCheck, GovernanceRules
 from hotfix_operator.core.model import Release
 from hotfix_operator.core.observations import ImageCheck, ProvenanceCheck
@@ -40,10 +46,12 @@ def pinned_reference(image: str) -> ImageReference | tuple[str, str]:
 
 
 class Gates:
-    def __init__(self, registry: RegistryFactory, authority: ApprovalAuthority, ca_file: str | None = None) -> None:
+    def __init__(self, registry: RegistryFactory, authority: ApprovalAuthority, ca_file: str | None = None,
+                 api_server: str | None = None) -> None:
         self.registry = registry
         self.authority = authority
         self.ca_file = ca_file
+        self.api_server = api_server  # host:port the gates never connect to
 
     def rules(self, release: Release, policies: PolicySource) -> GovernanceRules | None:
         """The namespace's approval, expiry and SLA rules; None while its policy cannot be read."""
@@ -61,18 +69,29 @@ class Gates:
         return ApprovalCheck(admission, self.authority.rights(release.namespace, authors))
 
     def check_image(self, release: Release, policies: PolicySource) -> ImageCheck:
-        """The image manifest, read by digest from its registry and hash-checked."""
+        """The image manifest, read by digest from its registry and hash-checked — where the policy allows.
+        Without a usable policy, or for an image outside its patterns, nothing is read and the release goes
+        on to the provenance gate, which refuses it with the reason (a transient policy problem is retried)."""
         image = release.spec.artifact.image
-        try:
-            credentials = policies.for_namespace(release.namespace).registry_credentials
-        except PolicyProblem:
-            credentials = None  # the provenance gate reports policy problems, with their reasons
         reference = pinned_reference(image)
         if isinstance(reference, tuple):
             return ImageCheck(ok=False, reason=reference[0], message=reference[1])
         try:
-            with self.registry(credentials) as registry:
-                registry.get_manifest(reference)
+            policy = policies.for_namespace(release.namespace)
+        except PolicyProblem as problem:
+            if problem.transient:
+                return ImageCheck(ok=False, transient=True, reason=problem.reason, message=str(problem))
+            return ImageCheck(ok=True, reason="NotRead", message=(
+                "the image manifest was not read: the namespace's HotfixPolicy decides where the operator may "
+                "connect, and the provenance gate reports why it cannot be used"))
+        rules = self._rules(policy.egress)
+        if image_problem(rules, reference.registry, reference.repository):
+            return ImageCheck(ok=True, reason="NotRead", message=(
+                f"the image manifest was not read: {reference.registry}/{reference.repository} is outside "
+                f"HotfixPolicy {policy.name}'s provenance.images, which the provenance gate reports"))
+        try:
+            with self.registry(policy.registry_credentials) as registry:
+                registry.restrict(rules).get_manifest(reference)
         except RegistryError as exc:
             return ImageCheck(ok=False, transient=exc.transient, reason=exc.reason, message=str(exc))
         return ImageCheck(ok=True)
@@ -84,19 +103,32 @@ class Gates:
             return ProvenanceCheck(ok=False, reason=problem.reason, message=str(problem), transient=problem.transient)
         return check_image_provenance(policy, release.spec.artifact.image, release.spec.commit_sha,
                                       release.spec.artifact.source_repository, self.registry,
-                                      evidence=release.spec.artifact.evidence, ca_file=self.ca_file)
+                                      evidence=release.spec.artifact.evidence, ca_file=self.ca_file,
+                                      api_server=self.api_server)
+
+    def _rules(self, rules: GateRules) -> GateRules:
+        return dataclasses.replace(rules, api_server=self.api_server) if self.api_server else rules
 
 
 def check_image_provenance(policy: ResolvedPolicy, image: str, commit: str, source_repository: str,
                            registry: RegistryFactory, *, evidence: str | None = None,
-                           ca_file: str | None = None) -> ProvenanceCheck:
-    """Discover the image's provenance (and evidence bundle, if named) and verify it under `policy`."""
+                           ca_file: str | None = None, api_server: str | None = None) -> ProvenanceCheck:
+    """Discover the image's provenance (and evidence bundle, if named) and verify it under `policy`,
+    connecting only where the policy allows: the image and evidence patterns are judged before any
+    connection, every host the registry client reaches before it is sent anything."""
     reference = pinned_reference(image)
     if isinstance(reference, tuple):
         return ProvenanceCheck(ok=False, reason=reference[0], message=reference[1], policy=policy.name)
+    rules = dataclasses.replace(policy.egress, api_server=api_server) if api_server else policy.egress
+    problem = image_problem(rules, reference.registry, reference.repository)
+    if problem:
+        return ProvenanceCheck(ok=False, reason="ImageNotAllowed", message=problem, policy=policy.name)
+    problem = evidence_problem(rules, evidence) if evidence else None
+    if problem:
+        return ProvenanceCheck(ok=False, reason="EvidenceNotAllowed", message=problem, policy=policy.name)
     try:
         with registry(policy.registry_credentials) as client:
-            material = discover(client, reference)
+            material = discover(client.restrict(rules), reference)
             if evidence:
                 material = dataclasses.replace(material, evidence=fetch_evidence(evidence, client, ca_file))
     except RegistryError as exc:

@@ -116,15 +116,33 @@ def signer(cluster: LocalCluster) -> LocalSigner:
     return LocalSigner.load_or_create(cluster.workdir / "signing" / "release.key")
 
 
+def local_registry_rules(registry_host: str) -> dict[str, Any]:
+    """What a test HotfixPolicy says about where the gate may connect: images and evidence in shop/
+    repositories of registries on the local registry's loopback address (any port: tests also name
+    registries that are down, or answer in plain HTTP), which must be listed because it is loopback."""
+    host = registry_host.rsplit(":", 1)[0]
+    return {"images": [{"glob": f"{host}:*/shop/**"}],
+            "evidence": [{"glob": f"oci://{host}:*/shop/**"}],
+            "registry": {"loopbackHosts": [host]}}
+
+
+def with_local_registry(spec: dict[str, Any], registry_host: str) -> dict[str, Any]:
+    """A HotfixPolicy spec with `local_registry_rules` merged in (provenance.images/evidence, registry)."""
+    rules = local_registry_rules(registry_host)
+    return {**spec, "provenance": {**spec["provenance"], "images": rules["images"], "evidence": rules["evidence"]},
+            "registry": {**(spec.get("registry") or {}), **rules["registry"]}}
+
+
 @pytest.fixture(scope="session")
-def test_policy(kube: Kube, signer: LocalSigner) -> str:
+def test_policy(kube: Kube, cluster: LocalCluster, signer: LocalSigner) -> str:
     """The HotfixPolicy that governs every test namespace (label hotfix.dev/policy=test)."""
+    spec = {"namespaceSelector": {"matchLabels": {POLICY_LABEL: "test"}},
+            "provenance": {"trustedKeys": [{"name": "release", "publicKey": signer.public_pem}],
+                           "requireTransparencyLog": False,  # a local key has no Rekor entry
+                           "allowedBuilders": [LOCAL_BUILDER],
+                           "allowedSourceRepositories": [SOURCE]}}
     policy = {"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixPolicy", "metadata": {"name": "test"},
-              "spec": {"namespaceSelector": {"matchLabels": {POLICY_LABEL: "test"}},
-                       "provenance": {"trustedKeys": [{"name": "release", "publicKey": signer.public_pem}],
-                                      "requireTransparencyLog": False,  # a local key has no Rekor entry
-                                      "allowedBuilders": [LOCAL_BUILDER],
-                                      "allowedSourceRepositories": [SOURCE]}}}
+              "spec": with_local_registry(spec, cluster.registry_host)}
     kube.apply(policy, "default")
     return "test"
 

@@ -16,7 +16,14 @@ import pytest
 from localcluster.cluster import OPERATOR_NAMESPACE, LocalCluster
 from localcluster.oci import PushedImage
 from localcluster.signing import LOCAL_BUILDER, LocalSigner
-from tests.integration.conftest import POLICY_LABEL, SOURCE, OperatorProcess, hotfix_manifest, push_signed
+from tests.integration.conftest import (
+    POLICY_LABEL,
+    SOURCE,
+    OperatorProcess,
+    hotfix_manifest,
+    push_signed,
+    with_local_registry,
+)
 from tests.kube import Kube
 from tests.publishing.builders import CheckoutSeeder, MainWork, SeededRepository
 from tests.support.github_server import GitHubSpec, LoopbackGitHub, load_github_spec
@@ -76,13 +83,14 @@ def github_namespace(kube: Kube, signer: LocalSigner, github: LoopbackGitHub, se
     kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret},
                 "data": {"token": base64.b64encode(github.token.encode()).decode()}}, OPERATOR_NAMESPACE)
     kube.apply({"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixPolicy", "metadata": {"name": policy},
-                "spec": {"namespaceSelector": {"matchLabels": {POLICY_LABEL: label}},
+                "spec": with_local_registry({"namespaceSelector": {"matchLabels": {POLICY_LABEL: label}},
                          "provenance": {"trustedKeys": [{"name": "release", "publicKey": signer.public_pem}],
                                         "requireTransparencyLog": False,
                                         "allowedBuilders": [LOCAL_BUILDER],
                                         "allowedSourceRepositories": [SOURCE]},
                          "github": {"apiUrl": github.base_url, "postmortemDeadlineHours": 1,
-                                    "tokenSecretRef": {"name": secret, "key": "token"}}}}, "default")
+                                    "tokenSecretRef": {"name": secret, "key": "token"}}},
+                                            kube.cluster.registry_host)}, "default")
     kube.kubectl("label", "namespace", namespace, f"{POLICY_LABEL}={label}", "--overwrite")
     try:
         yield GitHubNamespace(namespace, github, repo, policy)

@@ -21,7 +21,14 @@ from hotfix_operator.core.model import Spec
 from localcluster.cluster import LocalCluster
 from localcluster.signing import LOCAL_BUILDER, LocalSigner
 from observability import LocalPrometheus
-from tests.integration.conftest import POLICY_LABEL, FileHotfix, OperatorProcess, approve, hotfix_manifest
+from tests.integration.conftest import (
+    POLICY_LABEL,
+    FileHotfix,
+    OperatorProcess,
+    approve,
+    hotfix_manifest,
+    with_local_registry,
+)
 from tests.kube import Kube, wait_for
 from tests.support.check_targets import CheckTargets, serving
 from tests.support.cutover import APP, condition
@@ -49,7 +56,7 @@ def checks_policy(kube: Kube, signer: LocalSigner, targets: CheckTargets, promet
     """A HotfixPolicy for namespaces labelled policy=checks: it adds a smoke check of its own to every
     release and allows the loopback targets and the Prometheus explicitly."""
     policy = {"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixPolicy", "metadata": {"name": "checks"},
-              "spec": {"namespaceSelector": {"matchLabels": {POLICY_LABEL: "checks"}},
+              "spec": with_local_registry({"namespaceSelector": {"matchLabels": {POLICY_LABEL: "checks"}},
                        "provenance": {"trustedKeys": [{"name": "release", "publicKey": signer.public_pem}],
                                       "requireTransparencyLog": False,
                                       "allowedBuilders": [LOCAL_BUILDER], "allowedSourceRepositories": [SOURCE]},
@@ -57,7 +64,7 @@ def checks_policy(kube: Kube, signer: LocalSigner, targets: CheckTargets, promet
                            "allowedHosts": [f"127.0.0.1:{targets.port}"],
                            "prometheus": [{"name": "main", "address": prometheus.url}],
                            "prePromotion": [{"name": "policy-smoke", "http": {
-                               "url": f"{targets.base}/{{{{ namespace }}}}/smoke"}}]}}}
+                               "url": f"{targets.base}/{{{{ namespace }}}}/smoke"}}]}}, kube.cluster.registry_host)}
     kube.apply(policy, "default")
     yield "checks"
     kube.kubectl("delete", "hotfixpolicy", "checks", "--wait=false", check=False)

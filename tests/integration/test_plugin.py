@@ -25,7 +25,7 @@ import yaml
 from localcluster.cluster import LocalCluster
 from localcluster.oci import PushedImage
 from localcluster.signing import LOCAL_BUILDER, LocalSigner
-from tests.integration.conftest import OperatorProcess, hotfix_manifest, whoami
+from tests.integration.conftest import OperatorProcess, hotfix_manifest, whoami, with_local_registry
 from tests.kube import Kube, wait_for
 from tests.support.releases import COMMIT, SOURCE
 
@@ -330,10 +330,10 @@ def test_kubectl_runs_it_as_a_plugin_with_the_contexts_namespace(
 def test_verify_is_the_operators_gate(cluster: LocalCluster, hotfix_image: PushedImage, signer: LocalSigner,
                                       tmp_path: Path) -> None:
     policy = {"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixPolicy", "metadata": {"name": "shop"},
-              "spec": {"namespaceSelector": {}, "provenance": {
+              "spec": with_local_registry({"namespaceSelector": {}, "provenance": {
                   "trustedKeys": [{"name": "release", "publicKey": signer.public_pem}],
                   "requireTransparencyLog": False, "allowedBuilders": [LOCAL_BUILDER],
-                  "allowedSourceRepositories": [SOURCE]}}}
+                  "allowedSourceRepositories": [SOURCE]}}, cluster.registry_host)}
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
     args = ["verify", hotfix_image.reference, "--source-repo", SOURCE, "--policy", str(tmp_path / "policy.yaml"),
             "--registry-ca-file", str(cluster.ca_file)]

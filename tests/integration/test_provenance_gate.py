@@ -94,6 +94,7 @@ def slsa_vectors(kube: Kube, cluster: LocalCluster) -> dict[str, str]:
                 "data": {"trusted_root.json": root}}, OPERATOR_NAMESPACE)
     kube.apply({"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixPolicy", "metadata": {"name": "slsa-vectors"},
                 "spec": {"namespaceSelector": {"matchLabels": {POLICY_LABEL: "slsa-vectors"}},
+                         "registry": {"loopbackHosts": [cluster.registry_host]},
                          "provenance": {
                              "keylessIdentities": [{
                                  "issuer": {"exact": "https://token.actions.githubusercontent.com"},
@@ -101,7 +102,8 @@ def slsa_vectors(kube: Kube, cluster: LocalCluster) -> dict[str, str]:
                              "trustedRoot": {"configMapKeyRef": {"name": "sigstore-production-root",
                                                                  "key": "trusted_root.json"}},
                              "allowedBuilders": [GENERATOR],
-                             "allowedSourceRepositories": [SLSA_REPO]}}}, "default")
+                             "allowedSourceRepositories": [SLSA_REPO],
+                             "images": [{"glob": f"{cluster.registry_host}/vectors/*"}]}}}, "default")
     return images
 
 

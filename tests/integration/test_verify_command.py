@@ -16,7 +16,7 @@ import yaml
 from localcluster.cluster import LocalCluster
 from localcluster.oci import PushedImage, Pusher
 from localcluster.signing import LOCAL_BUILDER, LocalSigner
-from tests.integration.conftest import COMMIT, SOURCE
+from tests.integration.conftest import COMMIT, SOURCE, with_local_registry
 
 
 def verify(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
@@ -25,15 +25,15 @@ def verify(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str
 
 
 @pytest.fixture(scope="module")
-def policy_file(tmp_path_factory: pytest.TempPathFactory, signer: LocalSigner) -> Path:
+def policy_file(tmp_path_factory: pytest.TempPathFactory, signer: LocalSigner, cluster: LocalCluster) -> Path:
     """A HotfixPolicy manifest naming its key by ConfigMap reference, as a platform team writes it."""
     directory = tmp_path_factory.mktemp("policy")
     (directory / "release.pub").write_text(signer.public_pem)
     policy = {"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixPolicy", "metadata": {"name": "shop"},
-              "spec": {"namespaceSelector": {}, "provenance": {
+              "spec": with_local_registry({"namespaceSelector": {}, "provenance": {
                   "trustedKeys": [{"name": "release", "configMapKeyRef": {"name": "keys", "key": "release.pub"}}],
                   "requireTransparencyLog": False, "allowedBuilders": [LOCAL_BUILDER],
-                  "allowedSourceRepositories": [SOURCE]}}}
+                  "allowedSourceRepositories": [SOURCE]}}, cluster.registry_host)}
     path = directory / "policy.yaml"
     path.write_text(yaml.safe_dump(policy))
     return path

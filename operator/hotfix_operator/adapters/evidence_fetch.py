@@ -5,7 +5,8 @@
 - https://host/path/ — a directory holding SHA256SUMS and the files it lists (the seeds' release assets).
 
 The verifier then checks the files against SHA256SUMS and provenance.json against the verified
-provenance; here we only fetch, with limits, and say whether a failure is worth retrying."""
+provenance; here we only fetch, with limits, and say whether a failure is worth retrying. Where: the
+registry client's egress rules judge every https request and each redirect hop (followed by hand)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import ssl
 
 import httpx
 
-from hotfix_operator.adapters.registry import ImageReference, RegistryClient, RegistryError
+from hotfix_operator.adapters.registry import MAX_REDIRECTS, Egress, ImageReference, RegistryClient, RegistryError
 from hotfix_operator.provenance import EvidenceFiles
 
 TITLE = "org.opencontainers.image.title"
@@ -25,7 +26,7 @@ def fetch_evidence(reference: str, registry: RegistryClient, ca_file: str | None
     if reference.startswith("oci://"):
         return _from_registry(reference.removeprefix("oci://"), registry)
     if reference.startswith("https://"):
-        return _from_https(reference, ca_file)
+        return _from_https(reference, ca_file, registry.egress)
     raise RegistryError(f"evidence reference {reference!r} must start with oci:// or https://", transient=False,
                         reason="EvidenceMismatch")
 
@@ -52,11 +53,11 @@ def _from_registry(text: str, registry: RegistryClient) -> EvidenceFiles:
     return EvidenceFiles(files)
 
 
-def _from_https(base: str, ca_file: str | None) -> EvidenceFiles:
+def _from_https(base: str, ca_file: str | None, egress: Egress) -> EvidenceFiles:
     base = base if base.endswith("/") else base.rsplit("/", 1)[0] + "/"
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
-    with httpx.Client(verify=verify, timeout=30, follow_redirects=True) as http:
-        sums = _get(http, base + "SHA256SUMS")
+    with httpx.Client(verify=verify, timeout=30, follow_redirects=False) as http:
+        sums = _get(http, base + "SHA256SUMS", egress)
         names = []
         for line in sums.decode(errors="replace").splitlines():
             parts = line.split()
@@ -67,13 +68,32 @@ def _from_https(base: str, ca_file: str | None) -> EvidenceFiles:
                                 reason="EvidenceMismatch")
         files = {"SHA256SUMS": sums}
         for name in names:
-            files[name] = _get(http, base + name)
+            files[name] = _get(http, base + name, egress)
     return EvidenceFiles(files)
 
 
-def _get(http: httpx.Client, url: str) -> bytes:
+def _get(http: httpx.Client, first: str, egress: Egress) -> bytes:
+    url = first
+    for _hop in range(MAX_REDIRECTS + 1):
+        egress.connect(url)
+        location = _read(http, url)
+        if isinstance(location, bytes):
+            return location
+        egress.redirect(first, url, location)
+        url = location
+    raise RegistryError(f"evidence {first} redirected more than {MAX_REDIRECTS} times; not followed",
+                        transient=False, reason="RedirectNotAllowed")
+
+
+def _read(http: httpx.Client, url: str) -> bytes | str:
+    """The body of `url`, or where it redirects to."""
     try:
         with http.stream("GET", url) as response:
+            if response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:
+                try:
+                    return str(httpx.URL(url).join(response.headers["location"]))
+                except httpx.InvalidURL:
+                    return response.headers["location"][:200]
             if response.status_code != 200:
                 transient = response.status_code >= 500 or response.status_code == 429
                 raise RegistryError(f"evidence {url}: HTTP {response.status_code}", transient=transient,

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from hotfix_operator.adapters.registry import RegistryCredentials
 from hotfix_operator.api import API_GROUP, API_VERSION
 from hotfix_operator.core.check_model import Checks, HeaderRef
+from hotfix_operator.core.gate_egress import GateRules
 from hotfix_operator.core.governance import GovernanceRules
 from hotfix_operator.core.selectors import selector_matches
 from hotfix_operator.provenance import ProvenancePolicy, Rejected, load_policy
@@ -78,6 +79,26 @@ class ResolvedPolicy:
     github: GitHubSettings | None = None
     rules: GovernanceRules = field(default_factory=GovernanceRules)
     checks: CheckSettings = field(default_factory=CheckSettings)
+    # where the provenance gate may connect: image and evidence patterns, token, redirect and loopback hosts
+    egress: GateRules = field(default_factory=GateRules)
+
+
+def gate_rules(name: str, spec: dict[str, Any]) -> GateRules:
+    """The policy's image and evidence patterns (spec.provenance) and registry hosts (spec.registry)."""
+    provenance, registry = spec.get("provenance") or {}, spec.get("registry") or {}
+    try:
+        return GateRules(
+            policy=name,
+            images=tuple(str(p["glob"]) for p in provenance.get("images") or ()),
+            evidence=tuple(str(p["glob"]) for p in provenance.get("evidence") or ()),
+            token_hosts={str(t["registry"]): tuple(map(str, t.get("hosts") or ()))
+                         for t in registry.get("tokenHosts") or ()},
+            redirect_hosts=tuple(map(str, registry.get("redirectHosts") or ())),
+            loopback_hosts=tuple(map(str, registry.get("loopbackHosts") or ())),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {name}: provenance.images and provenance.evidence are "
+                            "lists of {glob: ...}; registry.tokenHosts a list of {registry, hosts}") from exc
 
 
 def governance_rules(spec: dict[str, Any]) -> GovernanceRules:
@@ -104,7 +125,7 @@ ReferenceLookup = Callable[[Literal["ConfigMap", "Secret"], dict[str, str]], str
 def resolve_policy(policy: dict[str, Any], lookup: ReferenceLookup) -> ResolvedPolicy:
     """A HotfixPolicy manifest with every reference read through `lookup`, validated."""
     name, spec = policy["metadata"]["name"], policy["spec"]
-    provenance = dict(spec["provenance"])
+    provenance = {k: v for k, v in spec["provenance"].items() if k not in ("images", "evidence")}
     keys = []
     for key in provenance.get("trustedKeys") or []:
         if "publicKey" in key:
@@ -130,7 +151,7 @@ def resolve_policy(policy: dict[str, Any], lookup: ReferenceLookup) -> ResolvedP
         except ValueError as exc:
             raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {name}: {exc}") from exc
     return ResolvedPolicy(name, resolved, credentials, _github(spec.get("github"), lookup), governance_rules(spec),
-                          check_settings(name, spec))
+                          check_settings(name, spec), gate_rules(name, spec))
 
 
 def _github(spec: dict[str, Any] | None, lookup: ReferenceLookup) -> GitHubSettings | None:

@@ -4,20 +4,28 @@ Why our own: the Python OCI clients we looked at either return parsed JSON (losi
 so the digest cannot be checked) or do not verify blob digests. Here every manifest and blob is
 checked against the digest it was asked for, every read is size-limited, TLS verification is on,
 and errors say whether retrying can help.
+
+Where it connects: redirects are followed by hand, each hop judged (never off the host asked or the
+policy's redirectHosts, never https to http), and a Bearer challenge's token service is asked only when
+`core.gate_egress` allows its realm. Once the gate `restrict`s a client to a HotfixPolicy's rules, every
+host is also resolved and its addresses judged (`core.egress`) before anything is sent to it.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from hotfix_operator.adapters.check_http import resolve
+from hotfix_operator.core.gate_egress import GateRules, connection_verdict, realm_problem, redirect_problem
 from hotfix_operator.formats import sha256_digest
 
 MANIFEST_MEDIA_TYPES = (
@@ -44,6 +52,49 @@ class RegistryError(Exception):
         super().__init__(message)
         self.transient = transient
         self.reason = reason
+
+
+Resolver = Callable[[str], tuple[str, ...]]
+MAX_REDIRECTS = 3
+
+
+class Egress:
+    """The gate's rules in the shell: a token realm and every redirect hop are judged before they are
+    followed; with `judge_addresses` (a client restricted to a HotfixPolicy), every host is resolved and
+    its addresses judged before anything is sent. A refusal is permanent and names the host."""
+
+    def __init__(self, rules: GateRules, *, judge_addresses: bool, resolver: Resolver = resolve) -> None:
+        self.rules = rules
+        self.judge_addresses = judge_addresses
+        self._resolve = resolver
+        self._judged: set[str] = set()
+
+    def connect(self, url: str) -> None:
+        if not self.judge_addresses:
+            return
+        parsed = httpx.URL(url)
+        base, host = f"{parsed.scheme}://{parsed.netloc.decode()}/", parsed.host
+        if base in self._judged:
+            return
+        verdict = connection_verdict(self.rules, base, self._resolve(host) if host else ())
+        if not verdict.ok:
+            raise RegistryError(
+                f"{verdict.problem}; nothing was sent. Link-local, metadata and API server addresses are never "
+                f"reached; a host on loopback only when {self.rules.who} lists it in registry.loopbackHosts "
+                "(or the operator reaches it with --plain-http-registry)", transient=False, reason="HostNotAllowed")
+        self._judged.add(base)
+
+    def realm(self, registry: str, realm: str) -> None:
+        problem = realm_problem(self.rules, registry, realm)
+        if problem:
+            raise RegistryError(problem, transient=False, reason="TokenRealmNotAllowed")
+        self.connect(realm)
+
+    def redirect(self, first: str, current: str, location: str) -> None:
+        problem = redirect_problem(self.rules, first, current, location)
+        if problem:
+            raise RegistryError(problem, transient=False, reason="RedirectNotAllowed")
+        self.connect(location)
 
 
 def speaks_plain_http(exc: Exception) -> bool:
@@ -201,6 +252,14 @@ class RegistryClient:
         verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
         self._http = httpx.Client(verify=verify, timeout=timeout_seconds, follow_redirects=False)
         self.request_count = 0
+        # until the gate restricts it, a client judges realms and redirects (own host only), not addresses
+        self.egress = Egress(GateRules(plain_http=plain_http_hosts), judge_addresses=False)
+
+    def restrict(self, rules: GateRules, resolver: Resolver = resolve) -> RegistryClient:
+        """From now on connect only where `rules` (a HotfixPolicy's, with this client's plain-HTTP hosts) allow."""
+        self.egress = Egress(dataclasses.replace(rules, plain_http=self._plain_http_hosts), judge_addresses=True,
+                             resolver=resolver)
+        return self
 
     def close(self) -> None:
         self._http.close()
@@ -292,7 +351,9 @@ class RegistryClient:
                             reason="RegistryUnavailable" if transient else "RegistryError")
 
     def _send(self, url: str, headers: dict[str, str], follow: bool) -> httpx.Response:
-        for _hop in range(4):  # blob reads may redirect to storage; manifests must not
+        first = url
+        for _hop in range(MAX_REDIRECTS + 1):  # blob reads may redirect to storage; manifests must not
+            self.egress.connect(url)
             self.request_count += 1
             try:
                 response = self._http.send(self._http.build_request("GET", url, headers=headers), stream=True)
@@ -309,11 +370,17 @@ class RegistryClient:
                                     transient=True, reason="RegistryUnavailable") from exc
             if follow and response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:
                 response.close()
-                url = str(httpx.URL(url).join(response.headers["location"]))
+                try:
+                    location = str(httpx.URL(url).join(response.headers["location"]))
+                except httpx.InvalidURL:
+                    location = response.headers["location"][:200]
+                self.egress.redirect(first, url, location)
+                url = location
                 headers = {k: v for k, v in headers.items() if k != "Authorization"}
                 continue
             return response
-        raise RegistryError(f"too many redirects for {url}", transient=False, reason="RegistryError")
+        raise RegistryError(f"{httpx.URL(first).netloc.decode()} redirected more than {MAX_REDIRECTS} times for "
+                            f"{httpx.URL(first).path}; not followed", transient=False, reason="RedirectNotAllowed")
 
     def _authorize(self, image: ImageReference, challenge: str) -> str:
         user_password = self._credentials.by_host.get(image.registry)
@@ -331,20 +398,29 @@ class RegistryClient:
         if not realm:
             raise RegistryError(f"{image.registry} bearer challenge has no realm", transient=False,
                                 reason="RegistryAuth")
+        self.egress.realm(image.registry, realm)
+        where = httpx.URL(realm).netloc.decode()
         query = {"service": fields.get("service", ""), "scope": f"repository:{image.repository}:pull"}
         self.request_count += 1
         try:
             response = self._http.get(realm, params=query, auth=user_password)
         except httpx.TransportError as exc:
-            raise RegistryError(f"cannot reach token service {realm}: {exc}", transient=True,
-                                reason="RegistryUnavailable") from exc
+            raise RegistryError(f"cannot reach the token service {where} of {image.registry}: {type(exc).__name__}",
+                                transient=True, reason="RegistryUnavailable") from exc
         if response.status_code != 200:
-            raise RegistryError(f"token service {realm} answered HTTP {response.status_code}",
-                                transient=response.status_code >= 500, reason="RegistryAuth")
-        body = response.json()
-        token = body.get("token") or body.get("access_token")
+            hint = ("; check the registry credentials Secret named by the HotfixPolicy"
+                    if response.status_code in (401, 403) else "")
+            raise RegistryError(f"the token service {where} of {image.registry} answered HTTP "
+                                f"{response.status_code}{hint}", transient=response.status_code >= 500,
+                                reason="RegistryAuth")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
         if not isinstance(token, str):
-            raise RegistryError(f"token service {realm} returned no token", transient=False, reason="RegistryAuth")
+            raise RegistryError(f"the token service {where} of {image.registry} returned no token", transient=False,
+                                reason="RegistryAuth")
         return f"Bearer {token}"
 
     @staticmethod

@@ -4,7 +4,10 @@ resolves names and passes the addresses in; the decision is made here, before an
 Allowed: a Service in the release's own namespace, the Prometheus addresses the policy names, and the
 hosts the policy lists in `checks.allowedHosts`. Never, whatever the name: link-local and metadata
 addresses, the unspecified address, multicast, and the API server. Loopback only when the policy
-lists that very host:port (as tests do)."""
+lists that very host:port (as tests do).
+
+The same address rules judge every connection the provenance gate makes (`judge_connection`: registries,
+token services, redirect hops, evidence servers); which names it may ask for is `core.gate_egress`'s."""
 
 from __future__ import annotations
 
@@ -116,7 +119,18 @@ def judge(url: str, rules: EgressRules, addresses: Iterable[str]) -> EgressVerdi
         return EgressVerdict(False, target, problem=(
             f"{target.host_port} is neither a Service in namespace {rules.namespace} nor in the HotfixPolicy's "
             "checks.allowedHosts"))
-    api_host = api.rsplit(":", 1)[0] if api else None
+    problem = address_problem(target, addresses, explicit=explicit, api_server=api)
+    if problem is not None:
+        return EgressVerdict(False, target, problem=problem)
+    return EgressVerdict(True, target, explicit=explicit)
+
+
+def address_problem(target: Target, addresses: Iterable[str], *, explicit: bool,
+                    api_server: str | None = None) -> str | None:
+    """Why `target`, resolved to `addresses`, may not be connected to (None: it may). The address rules
+    every connection the operator makes on a policy's behalf shares: never link-local, metadata,
+    unspecified or multicast; loopback and the API server's address only when the host is `explicit`."""
+    api_host = api_server.rsplit(":", 1)[0] if api_server else None
     for address in addresses:
         why = forbidden_address(address)
         if why is None and is_loopback(address) and not explicit:
@@ -124,5 +138,36 @@ def judge(url: str, rules: EgressRules, addresses: Iterable[str]) -> EgressVerdi
         if why is None and not explicit and api_host is not None and address == api_host:
             why = f"{address} is the Kubernetes API server's address"
         if why is not None:
-            return EgressVerdict(False, target, problem=f"{target.host} resolves to {address}: {why}")
+            return f"{target.host} resolves to {address}: {why}"
+    return None
+
+
+def host_listed(target: Target, entries: Iterable[str]) -> bool:
+    """Whether `entries` (host:port, a bare host for any port, or a URL) name `target`'s host."""
+    for entry in entries:
+        name = normalise(entry)
+        if name.startswith("["):  # [v6]:port as written in a URL, Target keeps the bare address
+            name = name[1:].replace("]", "", 1)
+        if name in (target.host_port, target.host):
+            return True
+    return False
+
+
+def judge_connection(url: str, addresses: Iterable[str], *, listed: Iterable[str] = (),
+                     api_server: str | None = None) -> EgressVerdict:
+    """May the operator connect to `url` for a policy (a registry, a token service, a redirect hop, an
+    evidence server), its host resolved to `addresses`? Any name may be asked for — which names is the
+    caller's rule (image and evidence patterns, token hosts) —, the addresses decide: never link-local,
+    metadata, unspecified, multicast or the API server; loopback only for a host `listed` names."""
+    try:
+        target = parse_target(url)
+    except ValueError as exc:
+        return EgressVerdict(False, None, problem=str(exc))
+    api = normalise(api_server) if api_server else None
+    if target.host_port == api or target.host in API_SERVER_NAMES:
+        return EgressVerdict(False, target, problem=f"{target.host_port} is the Kubernetes API server")
+    explicit = host_listed(target, listed)
+    problem = address_problem(target, addresses, explicit=explicit, api_server=api)
+    if problem is not None:
+        return EgressVerdict(False, target, problem=problem)
     return EgressVerdict(True, target, explicit=explicit)

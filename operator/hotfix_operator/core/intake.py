@@ -30,9 +30,10 @@ def pending(s: Step) -> None:
         s.reject(image.reason, image.message, condition=ConditionType.INPUT_VALID)
         return
     t = s.spec.target
+    # a message on a passing check: the manifest was not read, and the provenance gate says why
+    found = image.message or f"image manifest {s.spec.artifact.image.split('@')[1][:19]}… found and matches its digest"
     s.set_condition(ConditionType.INPUT_VALID, "True", Reason.VALID,
-                    f"Deployment {t.deployment} (container {t.container}) and Service {t.service} exist; "
-                    f"image manifest {s.spec.artifact.image.split('@')[1][:19]}… found and matches its digest")
+                    f"Deployment {t.deployment} (container {t.container}) and Service {t.service} exist; {found}")
     s.enter(Phase.VERIFYING, "verifying the image's signed provenance against the namespace's HotfixPolicy")
 
 
