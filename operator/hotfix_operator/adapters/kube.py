@@ -8,6 +8,7 @@ import datetime
 import json
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kubernetes import client
@@ -40,6 +41,21 @@ JSON_PATCH = "application/json-patch+json"
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
 
+def _ready_ips(pods: list[dict[str, Any]], release_uid: str) -> tuple[dict[str, frozenset[str]], int]:
+    """Ready pod IPs per pod-template-hash, and how many pods (any state) belong to this release's green."""
+    ready: dict[str, set[str]] = {}
+    green_pods = 0
+    for pod in pods:
+        meta, pod_status = pod["metadata"], pod.get("status") or {}
+        labels = meta.get("labels") or {}
+        if labels.get(LABEL_RELEASE_UID) == release_uid:
+            green_pods += 1
+        ip = pod_status.get("podIP")
+        if "deletionTimestamp" not in meta and ip and _pod_ready(pod_status):
+            ready.setdefault(labels.get(POD_TEMPLATE_HASH, ""), set()).add(ip)
+    return {h: frozenset(ips) for h, ips in ready.items()}, green_pods
+
+
 def _selector_string(labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
@@ -51,6 +67,7 @@ class KubeAdapter:
         self.core = client.CoreV1Api(api)
         self.discovery = client.DiscoveryV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="observe")
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -75,33 +92,36 @@ class KubeAdapter:
                 image: ImageCheck | None, provenance: ProvenanceCheck | None = None, *,
                 rules: GovernanceRules | None = None, approvals: ApprovalCheck | None = None) -> Observations:
         ns, t = release.namespace, release.spec.target
-        blue = self._deployment(ns, t.deployment)
-        service = self._service(ns, t.service)
-        preview = self._service(ns, t.preview_service) if t.preview_service else None
-        green = self._deployment(ns, observed_green(release, status))
-        app_selector = status.blue_green.original_selector or (
+        # The reads are independent: issued together, a reconcile waits for the slowest, not their sum.
+        pool = self._pool
+        blue_f = pool.submit(self._deployment, ns, t.deployment)
+        service_f = pool.submit(self._service, ns, t.service)
+        preview_f = pool.submit(self._service, ns, t.preview_service) if t.preview_service else None
+        green_f = pool.submit(self._deployment, ns, observed_green(release, status))
+        slices_f = pool.submit(self._endpoint_ips, ns, t.service)
+        pinned = status.blue_green.original_selector
+        pods_f = pool.submit(self._pods, ns, pinned) if pinned else None
+        service = service_f.result()
+        app_selector = pinned or (
             {k: v for k, v in service.selector.items() if k != POD_TEMPLATE_HASH} if service else None)
-        ips_by_hash: dict[str, frozenset[str]] = {}
-        green_pods = 0
-        if app_selector:
-            ready: dict[str, set[str]] = {}
-            pods = self.read(self.core.list_namespaced_pod, ns, label_selector=_selector_string(app_selector))
-            for pod in pods.get("items", []):
-                meta, pod_status = pod["metadata"], pod.get("status") or {}
-                labels = meta.get("labels") or {}
-                if labels.get(LABEL_RELEASE_UID) == release.uid:
-                    green_pods += 1
-                ip = pod_status.get("podIP")
-                if "deletionTimestamp" not in meta and ip and _pod_ready(pod_status):
-                    ready.setdefault(labels.get(POD_TEMPLATE_HASH, ""), set()).add(ip)
-            ips_by_hash = {h: frozenset(ips) for h, ips in ready.items()}
+        if pods_f is None and app_selector:
+            pods_f = pool.submit(self._pods, ns, app_selector)
+        ips_by_hash, green_pods = _ready_ips(pods_f.result() if pods_f else [], release.uid)
+        blue, green = blue_f.result(), green_f.result()
+        preview = preview_f.result() if preview_f else None
+        endpoints = slices_f.result() if service else frozenset()
         return Observations(
             now=now, blue=blue, service=service, preview_service=preview, green=green,
-            endpoint_ips=self._endpoint_ips(ns, t.service) if service else frozenset(),
+            endpoint_ips=endpoints,
             pod_ips_by_hash=ips_by_hash, green_pod_count=green_pods, image=image, provenance=provenance,
             queue_ahead=self._queue_ahead(release) if status.phase in (Phase.VERIFYING, Phase.QUEUED) else (),
             rules=rules, approvals=approvals,
         )
+
+    def _pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.read(self.core.list_namespaced_pod, namespace,
+                                                label_selector=_selector_string(selector)).get("items", [])
+        return items
 
     def green_pods(self, release: Release) -> list[dict[str, Any]]:
         """This release's green pods as the API server lists them (for the kubernetes check)."""
@@ -240,11 +260,15 @@ class KubeAdapter:
             reporting_instance="hotfix-operator", first_timestamp=now, last_timestamp=now, count=1,
             action=event.reason,
         )
+        # Off the reconcile's path: an Event is best effort (the audit trail in status is the record), so
+        # the next transition need not wait for it.
+        self._pool.submit(self._send_event, release, event.reason, body)
+
+    def _send_event(self, release: Release, reason: str, body: client.CoreV1Event) -> None:
         try:
             self.core.create_namespaced_event(release.namespace, body, _preload_content=False)
-        except ApiException as exc:  # an Event is best effort; the audit trail in status is the record
-            log.warning("could not post Event %s for %s/%s: %s", event.reason, release.namespace, release.name,
-                        exc.reason)
+        except Exception as exc:  # nothing here may break a reconcile; the audit trail has it
+            log.warning("could not post Event %s for %s/%s: %s", reason, release.namespace, release.name, exc)
 
 
 def _pod_ready(pod_status: dict[str, Any]) -> bool:
