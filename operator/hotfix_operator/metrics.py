@@ -143,6 +143,11 @@ class Metrics:
         self.admission_policy_installed = Gauge(
             "hotfix_admission_policy_installed", "1 when the shipped admission policy and binding are installed "
             "unaltered; 0 stops every approval (kubectl apply -f crds/admission.yaml)", registry=r)
+        self.undos = Counter("hotfix_undos_total", "spec.undo after success, by outcome (Undone, UndoFailed, "
+                             "Refused)", ["namespace", "outcome"], registry=r)
+        self.undo_to_previous = Histogram(
+            "hotfix_undo_to_previous_seconds", "From spec.undo seen to the active Service's EndpointSlices listing "
+            "only the previous version's pods", ["namespace"], buckets=_DURATION_BUCKETS, registry=r)
         self.reconcile_errors = Counter("hotfix_reconcile_errors_total", "Reconciles that raised and were retried",
                                         registry=r)
         self.reconcile_duration = Histogram("hotfix_reconcile_duration_seconds", "Wall time of one reconcile",
@@ -188,7 +193,9 @@ class Metrics:
             if previous is not None and since is not None:
                 self.phase_duration.labels(phase=previous.value).observe(max(0.0, (entry.time - since).total_seconds()))
             self.transitions.labels(namespace=namespace, phase=phase.value).inc()
-            if phase.terminal:
+            if phase in (Phase.UNDONE, Phase.UNDO_FAILED):
+                self.undos.labels(namespace=namespace, outcome=phase.value).inc()
+            elif phase.terminal:
                 self.outcomes.labels(namespace=namespace, outcome=phase.value).inc()
             if phase is Phase.ROLLING_BACK:
                 rolled = after.condition(ConditionType.ROLLED_BACK)
@@ -209,6 +216,12 @@ class Metrics:
             if ts.approved:
                 self.approval_to_production.labels(namespace=namespace).observe(
                     (ts.promoted - ts.approved).total_seconds())
+        undo, old_undo = after.undo, before.undo
+        if undo is not None and undo.decision == "Refused" and old_undo is None:
+            self.undos.labels(namespace=namespace, outcome="Refused").inc()
+        switched, requested = (undo.times.switched, undo.times.requested) if undo else (None, None)
+        if switched and requested and not (old_undo and old_undo.times.switched):
+            self.undo_to_previous.labels(namespace=namespace).observe(max(0.0, (switched - requested).total_seconds()))
 
     def _conditions(self, before: Status, after: Status, namespace: str) -> None:
         breached, was = after.condition(ConditionType.SLA_BREACHED), before.condition(ConditionType.SLA_BREACHED)

@@ -281,3 +281,16 @@ def test_crashes_between_any_two_undo_steps_converge_on_undone_and_never_go_dark
     assert persisted.phase == Phase.UNDONE, persisted.message
     assert image(world) == BLUE_IMAGE and world.selector == APP and world.preview_selector == APP
     assert world.green is not None and world.green.deleted
+
+
+def test_the_reconcile_that_succeeds_already_keeps_the_release_in_view() -> None:
+    world = World(hotfix(), rules=GovernanceRules(undo_window_seconds=600))
+    _, decisions = drive(world)
+    assert decisions[-1].status.phase == Phase.SUCCEEDED and not is_finished(decisions[-1])
+
+
+def test_once_the_window_passed_the_release_says_so_for_the_api_server() -> None:
+    world, status = succeeded(rules=GovernanceRules(undo_window_seconds=60))
+    world.now += datetime.timedelta(seconds=61)
+    decision = reconcile(world.release, status, world.observe(status))
+    assert decision.status.undo_window_closed is True and is_finished(decision)

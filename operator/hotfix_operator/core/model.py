@@ -308,6 +308,8 @@ class Status(_Camel):
     # how many approvals an undo needs (see core.undo)
     undo_window_seconds: int | None = None
     undo_approvals_required: int | None = None
+    # set once the undo window has passed with no spec.undo (the CRD then refuses one)
+    undo_window_closed: bool | None = None
     policy: str | None = None
     # what the provenance gate verified: signer, builder, source, commit, predicate types
     provenance: dict[str, Any] | None = None

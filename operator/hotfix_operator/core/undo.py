@@ -154,6 +154,8 @@ def succeeded(s: Step) -> None:
     if undo is None:
         if ends is not None and s.now < ends:
             s.requeue((ends - s.now).total_seconds())  # an undo may still come: stay in view until then
+        elif ends is not None and not s.status.undo_window_closed:
+            s.update(undo_window_closed=True)  # from now on the API server refuses spec.undo itself
         return
     refused = refusal(s, ends)
     if refused is not None:

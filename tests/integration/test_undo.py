@@ -1,0 +1,182 @@
+"""Undo after success on the real control plane: spec.undo puts the version that ran before back through
+the blue-green path in reverse (traffic judged on the EndpointSlices the controller-manager computes);
+refused undos change nothing; a killed operator still ends Undone with the published record told once."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import POLICY_LABEL, FileHotfix, OperatorProcess, approve, whoami
+from tests.kube import Kube, wait_for
+from tests.support.api_as import Answer, ApiAs
+from tests.support.cutover import APP, assert_original_shape, condition, pods_by_hash
+from tests.support.traffic import EndpointSampler
+
+NAME = "checkout-hotfix"
+ROLLOUT = {"progressDeadlineSeconds": 60, "bakeSeconds": 4, "scaleDownDelaySeconds": 1}
+ApiFor = Callable[[str], ApiAs]
+
+
+def undo_by(by: str, reason: str = "p99 latency doubled since the hotfix") -> dict[str, Any]:
+    return {"spec": {"undo": {"by": by, "reason": reason}}}
+
+
+def undo(kube: Kube, namespace: str, by: str = "alice", reason: str = "p99 latency doubled since the hotfix") -> None:
+    """Set spec.undo as `by` (the requester or an approver), naming `by` as admission requires."""
+    patch = undo_by(whoami(kube, by).username, reason)
+    kube.kubectl("patch", "hfr", NAME, "-n", namespace, "--type=merge", "-p", json.dumps(patch), user=by)
+
+
+def succeeded(kube: Kube, namespace: str, file_hotfix: FileHotfix, **spec: Any) -> dict[str, Any]:
+    file_hotfix(namespace, rollout=ROLLOUT, **spec)
+    kube.wait_phase(namespace, NAME, "AwaitingApproval")
+    approve(kube, namespace, NAME)
+    done = kube.wait_phase(namespace, NAME, "Succeeded", "RolledBack", "Failed", "Rejected")
+    assert done["status"]["phase"] == "Succeeded", done["status"]["message"]
+    return done
+
+
+def image_of(kube: Kube, namespace: str) -> str:
+    return str(kube.apps.read_namespaced_deployment("checkout", namespace).spec.template.spec.containers[0].image)
+
+
+def deployments(kube: Kube, namespace: str) -> list[str]:
+    return sorted(d.metadata.name for d in kube.apps.list_namespaced_deployment(namespace).items)
+
+
+def refused(answer: Answer, code: int, message: str) -> None:
+    assert answer.code == code, answer
+    assert message in answer.message, answer.message
+
+
+def test_an_undo_after_success_puts_the_previous_version_back_through_the_same_safe_path(
+    kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
+) -> None:
+    ns = quickstart
+    previous = image_of(kube, ns)
+    done = succeeded(kube, ns, file_hotfix)
+    hotfix = done["spec"]["artifact"]["image"]
+    assert image_of(kube, ns) == hotfix
+    bg = done["status"]["blueGreen"]
+    assert (bg["blueImage"], bg["blueRevision"]) == (previous, "1")  # recorded at Deploying
+    with EndpointSampler(kube.cluster.kubeconfig, ns, "checkout", NAME) as sampler:
+        undo(kube, ns, "alice")
+        on_previous = wait_for("traffic on the previous version", lambda: (
+            obj if (obj := kube.release(ns, NAME))["status"].get("undo", {}).get("times", {}).get("switched")
+            else None), timeout=60)
+        helper = on_previous["status"]["undo"]["blueGreen"]
+        previous_ips = pods_by_hash(kube, ns)[helper["greenHash"]]
+        assert len(previous_ips) == 3
+        assert kube.endpoint_ips(ns, "checkout") == previous_ips, "the active Service serves the previous pods"
+        pods = kube.core.list_namespaced_pod(ns, label_selector=f"pod-template-hash={helper['greenHash']}").items
+        assert {p.spec.containers[0].image for p in pods} == {previous}
+        assert kube.pod_ips(ns, {**APP, "pod-template-hash": helper["blueHash"]}), "the hotfix is kept warm"
+        finished = kube.wait_phase(ns, NAME, "Undone", "UndoFailed", timeout=90)
+    sampler.assert_never_dark()
+    status = finished["status"]
+    assert status["phase"] == "Undone", status["message"]
+    assert_original_shape(kube, ns, previous)
+    assert status["blueGreen"] == bg, "the forward record (what the evidence was built from) is untouched"
+    assert status["undo"]["previousImage"] == previous and status["undo"]["by"] == "alice"
+    actions = [a["action"] for a in status["audit"]]
+    assert actions[actions.index("Succeeded"):] == [
+        "Succeeded", "Undoing", "PreviousAvailable", "TrafficSwitched", "UndoBakePassed", "TrafficSwitched", "Undone"]
+    assert condition(finished, "Undone")["status"] == "True"
+    assert condition(finished, "Ready")["status"] == "True"
+    events = kube.core.list_namespaced_event(ns, field_selector="involvedObject.kind=HotfixRelease").items
+    assert any(e.reason == "UndoRequested" and e.message.startswith("alice:") for e in events), "names undo.by"
+    assert any(e.reason == "Undone" and "undone for alice" in e.message for e in events)
+    metrics = httpx.get(f"http://127.0.0.1:{running_operator.metrics_port}/metrics", timeout=5).text
+    assert f'hotfix_undos_total{{namespace="{ns}",outcome="Undone"}} 1.0' in metrics
+    assert f'hotfix_undo_to_previous_seconds_count{{namespace="{ns}"}} 1.0' in metrics
+
+
+def test_undos_the_api_server_refuses_change_nothing(
+    kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess, api_as: ApiFor
+) -> None:
+    ns = quickstart
+    file_hotfix(ns, rollout=ROLLOUT)
+    kube.wait_phase(ns, NAME, "AwaitingApproval")
+    refused(api_as("alice").patch(ns, NAME, undo_by("alice")), 422,
+            "spec.undo can be set only once the hotfix has Succeeded; to stop a release under way, set spec.abort")
+    approve(kube, ns, NAME)
+    done = kube.wait_phase(ns, NAME, "Succeeded", "RolledBack", "Failed", "Rejected")
+    hotfix = done["spec"]["artifact"]["image"]
+    # mallory holds no role at all: RBAC refuses before admission is asked
+    refused(api_as("mallory").patch(ns, NAME, undo_by("mallory")), 403, 'User "mallory" cannot patch resource')
+    refused(api_as("alice").patch(ns, NAME, undo_by("bob")), 403, "undo.by must be your own user name, alice")
+    assert "undo" not in kube.release(ns, NAME)["spec"]
+    undo(kube, ns, "bob")  # an approver may
+    kube.wait_phase(ns, NAME, "Undoing", "Undone", "UndoFailed")
+    # twice: changed, withdrawn
+    refused(api_as("bob").patch(ns, NAME, undo_by("bob", "another reason")), 422,
+            "undo is set once and cannot be changed")
+    refused(api_as("bob").patch(ns, NAME, [{"op": "remove", "path": "/spec/undo"}]), 422,
+            "undo cannot be withdrawn once set")
+    assert kube.release(ns, NAME)["spec"]["undo"]["reason"] == "p99 latency doubled since the hotfix"
+    finished = kube.wait_phase(ns, NAME, "Undone", "UndoFailed", timeout=90)
+    assert finished["status"]["phase"] == "Undone"
+    assert hotfix != image_of(kube, ns)
+
+
+def test_a_new_release_cannot_carry_an_undo(kube: Kube, namespace: str, file_hotfix: FileHotfix) -> None:
+    with pytest.raises(AssertionError, match="a new HotfixRelease cannot be undone already"):
+        file_hotfix(namespace, undo={"by": "alice", "reason": "never mind"})
+
+
+@pytest.fixture
+def short_window(kube: Kube, namespace: str, test_policy: str) -> Iterator[str]:
+    """A HotfixPolicy like the test one whose undo window is 6 s, governing `namespace` alone."""
+    base = kube.custom.get_cluster_custom_object("hotfix.dev", "v1alpha1", "hotfixpolicies", test_policy)
+    name = f"undo-{namespace}"[:63]
+    spec = {**base["spec"], "namespaceSelector": {"matchLabels": {POLICY_LABEL: name}},
+            "undo": {"windowSeconds": 6}}
+    kube.apply({"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixPolicy", "metadata": {"name": name},
+                "spec": spec}, "default")
+    kube.kubectl("label", "namespace", namespace, f"{POLICY_LABEL}={name}", "--overwrite")
+    yield namespace
+    kube.kubectl("delete", "hotfixpolicy", name, "--wait=false", check=False)
+
+
+def test_an_undo_after_the_window_is_refused_by_the_operator_and_changes_nothing(
+    kube: Kube, short_window: str, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
+) -> None:
+    ns = quickstart
+    done = succeeded(kube, ns, file_hotfix)
+    assert done["status"]["undoWindowSeconds"] == 6
+    hotfix = done["spec"]["artifact"]["image"]
+    # the operator cannot mark the window closed while it is stopped, so only it can refuse this undo
+    running_operator.pause()
+    try:
+        time.sleep(7)
+        undo(kube, ns, "alice")
+    finally:
+        running_operator.resume()
+    refusal = wait_for("the operator's refusal", lambda: (
+        obj if condition(obj := kube.release(ns, NAME), "Undone").get("reason") == "UndoWindowClosed" else None))
+    status = refusal["status"]
+    assert status["phase"] == "Succeeded" and status["undo"]["decision"] == "Refused"
+    message = condition(refusal, "Undone")["message"]
+    assert "undo by alice refused" in message and "file a new HotfixRelease" in message
+    time.sleep(2)
+    assert image_of(kube, ns) == hotfix and deployments(kube, ns) == ["checkout"]
+    assert kube.selector(ns, "checkout") == APP
+    assert [a["action"] for a in kube.release(ns, NAME)["status"]["audit"]].count("UndoRefused") == 1
+
+
+def test_once_the_window_closed_the_api_server_refuses_an_undo(
+    kube: Kube, short_window: str, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess,
+    api_as: ApiFor
+) -> None:
+    ns = quickstart
+    succeeded(kube, ns, file_hotfix)
+    wait_for("the window marked closed", lambda: kube.release(ns, NAME)["status"].get("undoWindowClosed"), timeout=30)
+    refused(api_as("alice").patch(ns, NAME, undo_by("alice")), 422, "the undo window of this hotfix has closed; "
+            "file a new HotfixRelease")
+    assert "undo" not in kube.release(ns, NAME)["spec"]
