@@ -40,6 +40,25 @@ PHASES: dict[Phase, Callable[[Step], None]] = {
 BEFORE_PRODUCTION = (Phase.PENDING, Phase.VERIFYING, Phase.QUEUED, Phase.AWAITING_APPROVAL)
 
 
+# A phase that hands over to a cutover phase lets that one act on the same observations at once, not
+# a reconcile later (approval -> pin blue and create green; bake over -> fold). Safe because every
+# cutover phase re-asserts its state from what it observes and removes nothing before that confirms
+# it, just as when an earlier action has not landed yet; and what they observe is gathered on every
+# reconcile (a gate's answer is not, so the phases before production never chain). Bounded.
+CHAINED_PHASES = 3
+
+
+def run_phases(s: Step) -> None:
+    for _ in range(CHAINED_PHASES):
+        phase = s.status.phase
+        handler = PHASES.get(phase) if phase is not None else None
+        if handler is None:
+            return
+        handler(s)
+        if s.status.phase == phase or s.status.phase is None or not s.status.phase.holds_target:
+            return
+
+
 def reconcile(release: Release, status: Status, obs: Observations) -> Decision:
     s = Step(release, status, obs.now, obs=obs)
     s.update(observed_generation=release.generation)
@@ -48,9 +67,7 @@ def reconcile(release: Release, status: Status, obs: Observations) -> Decision:
     elif release.spec.abort is not None and handle_abort(s, s.status.phase):
         pass
     elif not enforce_deadlines(s, s.status.phase):
-        handler = PHASES.get(s.status.phase)
-        if handler is not None:
-            handler(s)
+        run_phases(s)
     if s.status.phase == Phase.SUCCEEDED:
         undo.succeeded(s)  # spec.undo, or staying in view while one may still come (from the reconcile it succeeds)
     summarise(s)
