@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from hotfix_operator.core.model import Spec
-from localcluster.cluster import LocalCluster
+from localcluster.cluster import OPERATOR_NAMESPACE, LocalCluster
 from localcluster.signing import LOCAL_BUILDER, LocalSigner
 from observability import LocalPrometheus
 from tests.integration.conftest import (
@@ -36,6 +36,7 @@ from tests.support.releases import SOURCE
 from tests.support.traffic import EndpointSampler
 
 NAME = "checkout-hotfix"
+TOKEN_SECRET, TOKEN = "synthetic-check-token", "s3cret-synthetic-token"
 FAST = {"progressDeadlineSeconds": 60, "bakeSeconds": 2, "scaleDownDelaySeconds": 1}
 
 
@@ -63,8 +64,13 @@ def checks_policy(kube: Kube, signer: LocalSigner, targets: CheckTargets, promet
                        "checks": {
                            "allowedHosts": [f"127.0.0.1:{targets.port}"],
                            "prometheus": [{"name": "main", "address": prometheus.url}],
+                           "headerSets": [{"name": "synthetic-auth", "headers": [
+                               {"header": "Authorization", "secretKeyRef": {"name": TOKEN_SECRET, "key": "header"}}]}],
                            "prePromotion": [{"name": "policy-smoke", "http": {
                                "url": f"{targets.base}/{{{{ namespace }}}}/smoke"}}]}}, kube.cluster.registry_host)}
+    # header values live in a Secret in the operator's namespace, which only the policy can name
+    kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": TOKEN_SECRET},
+                "stringData": {"header": f"Bearer {TOKEN}"}}, OPERATOR_NAMESPACE)
     kube.apply(policy, "default")
     yield "checks"
     kube.kubectl("delete", "hotfixpolicy", "checks", "--wait=false", check=False)
@@ -124,6 +130,21 @@ def test_passing_checks_promote_and_each_ran_against_green(
         "prePromotion"
     for kind in ("PrePromotionChecks", "PostPromotionChecks"):
         assert condition(done, kind)["status"] == "True", condition(done, kind)
+
+
+def test_a_header_set_from_the_policy_is_sent_and_its_value_never_reaches_status(
+    kube: Kube, ns: str, targets: CheckTargets, file_hotfix: FileHotfix, running_operator: OperatorProcess
+) -> None:
+    targets.script(f"{ns}/auth", (200, "ok"))
+    check = http("auth", ns, targets, "auth")
+    check["http"]["headersFrom"] = "synthetic-auth"
+    file_with_checks(kube, file_hotfix, ns, [check])
+    approve(kube, ns, NAME)
+    done = kube.wait_phase(ns, NAME, "Succeeded", "RolledBack", "Failed", timeout=120)
+    assert done["status"]["phase"] == "Succeeded", done["status"]["message"]
+    sent = targets.under(f"{ns}/auth")
+    assert sent and all(r.headers.get("Authorization") == f"Bearer {TOKEN}" for r in sent)
+    assert TOKEN not in json.dumps(done), "a header value was written into the release"
 
 
 def test_a_failing_pre_promotion_check_keeps_every_endpoint_on_blue(
@@ -246,7 +267,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "checks"
 def test_the_check_examples_are_valid_for_the_api_server(kube: Kube, namespace: str) -> None:
     release = yaml.safe_load((EXAMPLES / "hotfix-with-checks.yaml").read_text())
     release["metadata"]["namespace"] = namespace
-    kube.kubectl("create", "--dry-run=server", "-f", "-", stdin=json.dumps(release))
+    kube.kubectl("create", "--dry-run=server", "-f", "-", stdin=json.dumps(release), user="alice")
     kube.kubectl("create", "--dry-run=server", "-f", str(EXAMPLES / "policy-checks.yaml"))
     spec = Spec.model_validate(release["spec"])
     assert [c.provider for c in spec.checks.pre_promotion + spec.checks.post_promotion] == [
