@@ -42,12 +42,14 @@ from hotfix_operator.publishing import (
     PublishingError,
     TagConflictError,
     TransientError,
+    UndoFacts,
     check_postmortem,
     ensure_backport,
     ensure_overdue_issue,
     ensure_postmortem_pr,
     ensure_release,
     ensure_tag,
+    ensure_undo_note,
 )
 from hotfix_operator.publishing.redaction import Redactor
 
@@ -154,6 +156,8 @@ def run_step(step: Step, session: GitHubSession, facts: HotfixFacts, status: Sta
         return ensure_postmortem_pr(session, facts, release_url=release_url, backport_url=backport_url)
     if step == Step.POSTMORTEM_CHECK:
         return check_postmortem(session, facts, now)
+    if step == Step.UNDO_NOTE:
+        return ensure_undo_note(session, facts, undo_facts(status))
     postmortem_url = status.postmortem.pull_request if status.postmortem else None
     return ensure_overdue_issue(session, facts, now=now, postmortem_pull_request_url=postmortem_url)
 
@@ -175,6 +179,13 @@ def failure_of(error: PublishingError, redact: Redactor) -> Failure:
 
 
 # -- facts ---------------------------------------------------------------------------------------
+
+
+def undo_facts(status: Status) -> UndoFacts:
+    undo = status.undo
+    if undo is None or undo.times.completed is None or undo.previous_image is None:
+        raise InvalidFactsError("the undo has no completion time or previous image in status.undo")
+    return UndoFacts(by=undo.by, reason=undo.reason, at=undo.times.completed, previous_image=undo.previous_image)
 
 
 def repository_of(source_repository: str) -> str:

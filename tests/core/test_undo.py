@@ -294,3 +294,38 @@ def test_once_the_window_passed_the_release_says_so_for_the_api_server() -> None
     world.now += datetime.timedelta(seconds=61)
     decision = reconcile(world.release, status, world.observe(status))
     assert decision.status.undo_window_closed is True and is_finished(decision)
+
+
+def test_after_an_undo_the_release_notes_are_told_once_and_only_after_the_release_is_published() -> None:
+    from hotfix_operator.core import followup
+    from hotfix_operator.core.followup_results import UndoNoteResult
+    from hotfix_operator.core.model import ReleaseArea
+
+    world, status = succeeded()
+    world.release = with_undo(world.release)
+    status, _ = drive(world, status)
+    config = followup.Config()
+    published = status.model_copy(update={"release": ReleaseArea(tagged=True, url="https://gh/r/1")})
+    assert followup.plan(world.release, status, world.now, config).step == followup.Step.TAG
+    assert followup.plan(world.release, published, world.now, config).step == followup.Step.UNDO_NOTE
+    noted = followup.record(world.release, published, followup.Step.UNDO_NOTE, UndoNoteResult("https://gh/r/1", True),
+                            world.now, config)
+    assert noted.status.release is not None and noted.status.release.undo_noted
+    assert followup.plan(world.release, noted.status, world.now, config).step != followup.Step.UNDO_NOTE
+    cond = noted.status.condition(ConditionType.UNDO_PUBLISHED)
+    assert cond is not None and cond.status == "True"
+
+
+def test_the_undo_line_names_when_who_why_and_what_runs_again() -> None:
+    from hotfix_operator.publishing.facts import HotfixFacts
+    from hotfix_operator.publishing.rendering import UNDO_MARKER, undo_line
+    from hotfix_operator.publishing.undo import UndoFacts
+
+    at = datetime.datetime(2026, 11, 23, 10, 30, tzinfo=datetime.UTC)
+    facts = HotfixFacts(version="4.1.2-hotfix.1", commit_sha="a" * 40, incident_id="INC-1", ticket_url="https://t/1",
+                        justification="x", severity="P0", risk_level="low", requested_by="alice",
+                        repository="acme/checkout", promoted_at=at, postmortem_due_at=at)
+    line = undo_line(facts, UndoFacts(by="bob", reason="errors\nup", at=at, previous_image=BLUE_IMAGE))
+    assert line.startswith(UNDO_MARKER)
+    assert "**Undone at 2026-11-23 10:30:00 UTC by bob because:** errors up." in line
+    assert BLUE_IMAGE in line and "tag v4.1.2-hotfix.1 stays" in line

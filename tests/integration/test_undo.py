@@ -12,10 +12,23 @@ from typing import Any
 import httpx
 import pytest
 
+from localcluster.cluster import LocalCluster
+from localcluster.signing import LocalSigner
 from tests.integration.conftest import POLICY_LABEL, FileHotfix, OperatorProcess, approve, whoami
+from tests.integration.github_fixtures import (  # noqa: F401  (fixtures)
+    GitHubNamespace,
+    followup_operator,
+    github,
+    github_namespace,
+    github_spec,
+    seeder,
+    signed_image_for,
+)
 from tests.kube import Kube, wait_for
+from tests.publishing.builders import CheckoutSeeder
 from tests.support.api_as import Answer, ApiAs
 from tests.support.cutover import APP, assert_original_shape, condition, pods_by_hash
+from tests.support.github_server import LoopbackGitHub
 from tests.support.traffic import EndpointSampler
 
 NAME = "checkout-hotfix"
@@ -180,3 +193,60 @@ def test_once_the_window_closed_the_api_server_refuses_an_undo(
     refused(api_as("alice").patch(ns, NAME, undo_by("alice")), 422, "the undo window of this hotfix has closed; "
             "file a new HotfixRelease")
     assert "undo" not in kube.release(ns, NAME)["spec"]
+
+
+UPDATE_RELEASE = ("PATCH", "/repos/{owner}/{repo}/releases/{release_id}")
+UNDO_MARKER = "<!-- hotfix-operator: undone -->"
+
+
+@pytest.fixture
+def on_github(kube: Kube, signer: LocalSigner, github: LoopbackGitHub, seeder: CheckoutSeeder,  # noqa: F811
+              quickstart: str) -> Iterator[GitHubNamespace]:
+    yield from github_namespace(kube, signer, github, seeder, quickstart)
+
+
+def test_killing_the_operator_mid_undo_still_ends_undone_with_the_release_notes_told_once(
+    kube: Kube, cluster: LocalCluster, signer: LocalSigner, on_github: GitHubNamespace,
+    followup_operator: OperatorProcess,  # noqa: F811
+) -> None:
+    ns, gh, repo = on_github.namespace, on_github.github, on_github.repo
+    previous = image_of(kube, ns)
+    on_github.file_hotfix(kube, signed_image_for(cluster, signer, repo, "undo-killed"))
+    kube.wait_phase(ns, NAME, "AwaitingApproval")
+    approve(kube, ns, NAME)
+    kube.wait_phase(ns, NAME, "Succeeded", "Failed", "RolledBack", timeout=120)
+    wait_for("the release published", lambda: condition(kube.release(ns, NAME), "Released").get("status") == "True",
+             timeout=120)
+    notes_writes = gh.writes(*UPDATE_RELEASE)
+    undo(kube, ns, "alice", "checkout errors doubled an hour after the hotfix")
+    # SIGKILL it at each step of the undo as it is first seen, and right after the notes are written
+    killed: set[str] = set()
+    deadline = time.monotonic() + 180
+    while True:
+        assert time.monotonic() < deadline, kube.release(ns, NAME)["status"].get("message")
+        status = kube.release(ns, NAME)["status"]
+        step = (status.get("undo") or {}).get("step", "")
+        mark = f"{status['phase']}/{step}"
+        if gh.writes(*UPDATE_RELEASE) > notes_writes and "notes" not in killed:
+            mark = "notes"
+        if mark not in killed and mark != "Succeeded/":
+            killed.add(mark)
+            followup_operator.kill()
+            followup_operator.start()
+        if condition(kube.release(ns, NAME), "UndoPublished").get("status") == "True":
+            break
+        time.sleep(0.05)
+    assert {"Undoing/Previous", "Undoing/Switch", "notes"} <= killed, killed
+    done = kube.wait_phase(ns, NAME, "Undone", "UndoFailed", timeout=60)
+    assert done["status"]["phase"] == "Undone", done["status"]["message"]
+    assert_original_shape(kube, ns, previous)
+    time.sleep(3)  # a restarted operator has had time to repeat anything it would
+    hosted = repo.hosted
+    releases = [r for r in hosted.releases.values() if r.tag_name == "v4.1.2-hotfix.1"]
+    assert len(releases) == 1
+    body = releases[0].body or ""
+    assert body.count(UNDO_MARKER) == 1, body
+    assert "by alice because:** checkout errors doubled an hour after the hotfix" in body
+    assert f"`{previous}` again" in body
+    assert hosted.git.resolve("refs/tags/v4.1.2-hotfix.1^{commit}") == repo.hotfix_commit, "the tag stays"
+    assert [a["action"] for a in kube.release(ns, NAME)["status"]["audit"]].count("UndoNoted") == 1

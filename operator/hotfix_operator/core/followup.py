@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from hotfix_operator.api import Reason
+from hotfix_operator.api import Phase, Reason
 from hotfix_operator.core.actions import Event
 from hotfix_operator.core.followup_results import PostmortemState
 from hotfix_operator.core.followup_steps import RULES, Recorder, Result, Step, area_of
@@ -102,6 +102,8 @@ def plan(release: Release, status: Status, now: datetime.datetime, config: Confi
             continue
         if step == Step.RELEASE and not is_done(Step.TAG, status):
             continue  # never publish a release whose tag is not there
+        if step == Step.UNDO_NOTE and not is_done(Step.RELEASE, status):
+            continue  # the undo line goes into the published release's notes
         failed = _last_failure(status, step)
         if failed is not None:
             if failed.retry_at is not None and now < failed.retry_at:
@@ -127,6 +129,8 @@ def plan(release: Release, status: Status, now: datetime.datetime, config: Confi
 def _applies(step: Step, status: Status) -> bool:
     if step == Step.OVERDUE_ISSUE:
         return _postmortem(status).state == PostmortemState.OVERDUE
+    if step == Step.UNDO_NOTE:
+        return status.phase == Phase.UNDONE
     return True
 
 

@@ -27,6 +27,14 @@ class ReleaseResult:
 
 
 @dataclass(frozen=True)
+class UndoNoteResult:
+    """The release notes carry the undo line (created: added now; False: it was already there)."""
+
+    html_url: str
+    created: bool
+
+
+@dataclass(frozen=True)
 class PullRequestRef:
     number: int
     html_url: str

@@ -18,6 +18,7 @@ from hotfix_operator.core.followup_results import (
     PostmortemState,
     ReleaseResult,
     TagResult,
+    UndoNoteResult,
 )
 from hotfix_operator.core.model import BackportArea, FollowupArea, PostmortemArea, ReleaseArea, Status
 from hotfix_operator.core.status_builder import StatusBuilder
@@ -27,13 +28,16 @@ from hotfix_operator.formats import utc_iso
 class Step(StrEnum):
     TAG = "Tag"
     RELEASE = "Release"
+    # after an undo (phase Undone): the release notes gain the "Undone at ... by ... because ..." line
+    UNDO_NOTE = "UndoNote"
     BACKPORT = "Backport"
     POSTMORTEM_PR = "PostmortemPullRequest"
     POSTMORTEM_CHECK = "PostmortemCheck"
     OVERDUE_ISSUE = "OverdueIssue"
 
 
-Result = TagResult | ReleaseResult | BackportResult | PostmortemPullRequestResult | PostmortemCheck | IssueRef
+Result = (TagResult | ReleaseResult | BackportResult | PostmortemPullRequestResult | PostmortemCheck | IssueRef
+          | UndoNoteResult)
 AreaName = str  # "release" | "backport" | "postmortem": the Status field
 
 
@@ -99,6 +103,15 @@ def _record_release(rec: Recorder, outcome: ReleaseResult) -> None:
     rec.set_condition(ConditionType.RELEASED, "True", Reason.PUBLISHED, detail)
     rec.add_audit("Released", detail)
     rec.post_event("Normal", "Released", detail)
+
+
+def _record_undo_note(rec: Recorder, outcome: UndoNoteResult) -> None:
+    rec.succeeded(Step.UNDO_NOTE, undo_noted=True)
+    detail = f"the release notes of {rec.release.spec.tag} say it was undone; the tag stays: {outcome.html_url}" + (
+        "" if outcome.created else " (already there)")
+    rec.set_condition(ConditionType.UNDO_PUBLISHED, "True", Reason.UNDO_NOTED, detail)
+    rec.add_audit(Reason.UNDO_NOTED, detail)
+    rec.post_event("Normal", Reason.UNDO_NOTED, detail)
 
 
 def _record_backport(rec: Recorder, outcome: BackportResult) -> None:
@@ -182,6 +195,8 @@ RULES: dict[Step, StepRule] = {
                        lambda st: bool(area_of(st, "release").tagged), _record_tag),
     Step.RELEASE: StepRule("release", ConditionType.RELEASED,
                            lambda st: bool(area_of(st, "release").url), _record_release),
+    Step.UNDO_NOTE: StepRule("release", ConditionType.UNDO_PUBLISHED,
+                             lambda st: bool(area_of(st, "release").undo_noted), _record_undo_note),
     Step.BACKPORT: StepRule("backport", ConditionType.BACKPORT_OPENED,
                             lambda st: area_of(st, "backport").state in {o.value for o in BackportOutcome},
                             _record_backport),

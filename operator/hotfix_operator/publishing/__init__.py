@@ -41,6 +41,7 @@ from .releases import ensure_release
 from .rendering import OVERDUE_LABEL
 from .session import GitHubSession, GitIdentity
 from .tags import ensure_tag
+from .undo import UndoFacts, ensure_undo_note
 
 __all__ = [
     "OVERDUE_LABEL",
@@ -65,12 +66,14 @@ __all__ = [
     "TagResult",
     "TimelineEvent",
     "TransientError",
+    "UndoFacts",
     "check_postmortem",
     "ensure_backport",
     "ensure_overdue_issue",
     "ensure_postmortem_pr",
     "ensure_release",
     "ensure_tag",
+    "ensure_undo_note",
     "evidence_digests",
     "list_tags_without_postmortem",
     "postmortem_state",

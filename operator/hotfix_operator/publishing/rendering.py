@@ -8,9 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Protocol
 
 from .checksums import CHECKSUMS_NAME
 from .facts import HotfixFacts
+
+
+class UndoLike(Protocol):
+    @property
+    def by(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def previous_image(self) -> str: ...
 
 # Trailer written into the annotated tag; marks tags made by this process even without -hotfix.N.
 INCIDENT_TRAILER = "Hotfix-Incident"
@@ -116,6 +128,16 @@ def release_notes(facts: HotfixFacts, asset_digests: Mapping[str, str]) -> str:
         f"Verify downloaded assets with `sha256sum -c {CHECKSUMS_NAME}` and the digests above.\n\n"
         f"The post-mortem belongs in `{facts.postmortem_path}`.\n"
     )
+
+
+# Marks the undo line in a release's notes, so it is found before it is written again.
+UNDO_MARKER = "<!-- hotfix-operator: undone -->"
+
+
+def undo_line(facts: HotfixFacts, undo: UndoLike) -> str:
+    reason = " ".join(undo.reason.split())
+    return (f"{UNDO_MARKER}\n**Undone at {utc(undo.at)} by {undo.by} because:** {reason}. Production runs "
+            f"`{undo.previous_image}` again; the tag {facts.tag} stays as the record of what ran.")
 
 
 # -- backport ----------------------------------------------------------------------------------
