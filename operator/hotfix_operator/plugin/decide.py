@@ -42,6 +42,22 @@ def add_decision_arguments(parser: argparse.ArgumentParser, comment_required: bo
                                         "when the policy requires one); admission checks you are in it")
 
 
+def undo_patch(me: Identity, reason: str) -> dict[str, Any]:
+    return {"spec": {"undo": {"by": me.username, "reason": reason}}}
+
+
+def undo(args: argparse.Namespace, conn: Connection, out: Output) -> int:
+    """spec.undo as yourself; a second undo, or one outside the window, is the API server's refusal."""
+    reason = args.reason.strip()
+    if not reason:
+        raise PluginError("undo needs --reason: say why the previous version comes back (it is recorded)", 2)
+    me = conn.whoami()
+    conn.patch(args.name, undo_patch(me, reason), f"undo {conn.namespace}/{args.name} as {me.username}")
+    out.line(f"hotfixrelease.hotfix.dev/{args.name} undo requested by {me.username}; the operator brings the previous "
+             f"version back through the blue-green path: kubectl hotfix status {args.name} -n {conn.namespace} --watch")
+    return 0
+
+
 def add_abort_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="the HotfixRelease")
     parser.add_argument("--reason", required=True, help="why it is stopped (recorded in the audit)")

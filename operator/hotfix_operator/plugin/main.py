@@ -48,6 +48,7 @@ def parser() -> argparse.ArgumentParser:
     decide.add_decision_arguments(_verb(sub, "reject", "reject a HotfixRelease as yourself (--comment says why)"),
                                   True)
     decide.add_abort_arguments(_verb(sub, "abort", "stop a HotfixRelease and put production back"))
+    decide.add_abort_arguments(_verb(sub, "undo", "put back the version that ran before a Succeeded hotfix"))
     status.add_arguments(_verb(sub, "status", "where a HotfixRelease stands; --watch to follow it", True))
     _verb(sub, "list", "the HotfixReleases of a namespace (-A: all)", True)
     pm = _verb(sub, "postmortems", "the post-mortem each promoted hotfix owes", True)
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             return decide.decide(args, conn, out, "Approve" if args.verb == "approve" else "Reject")
         if args.verb == "abort":
             return decide.abort(args, conn, out)
+        if args.verb == "undo":
+            return decide.undo(args, conn, out)
         if args.verb == "status":
             return status.run(args, conn, out)
         if args.verb == "list":
