@@ -174,15 +174,19 @@ def test_each_gate_runs_only_in_its_phase_and_resolves_the_policy_once() -> None
     ]
 
 
-def test_it_runs_to_succeeded_and_then_says_done() -> None:
+def test_it_runs_to_succeeded_and_says_done_once_the_undo_window_closes() -> None:
     controller, kube, _ = controller_for(approved())
     for _ in range(80):
         outcome = controller.reconcile_once("shop", "checkout-hotfix")
-        if outcome.done:
+        if outcome.phase == Phase.SUCCEEDED:
             break
         kube.world.tick()
-    assert outcome.phase == Phase.SUCCEEDED and outcome.done
+    assert outcome.phase == Phase.SUCCEEDED and not outcome.done  # spec.undo may still come (core.undo)
+    assert outcome.requeue_after is not None and outcome.requeue_after <= 24 * 3600
     assert Status.model_validate(kube.status).phase == Phase.SUCCEEDED
+    controller.clock.now += datetime.timedelta(hours=24)  # type: ignore[attr-defined]
+    outcome = controller.reconcile_once("shop", "checkout-hotfix")
+    assert outcome.phase == Phase.SUCCEEDED and outcome.done
 
 
 def test_failed_is_not_done_because_abort_can_still_roll_back() -> None:
