@@ -171,9 +171,10 @@ def test_an_undo_after_the_window_is_refused_by_the_operator_and_changes_nothing
         undo(kube, ns, "alice")
     finally:
         running_operator.resume()
-    refusal = wait_for("the operator's refusal", lambda: (
-        obj if condition(obj := kube.release(ns, NAME), "Undone").get("reason") == "UndoWindowClosed" else None))
+    refusal = wait_for("the operator's judgement of the undo", lambda: (
+        obj if condition(obj := kube.release(ns, NAME), "Undone") else None))
     status = refusal["status"]
+    assert condition(refusal, "Undone")["reason"] == "UndoWindowClosed", status
     assert status["phase"] == "Succeeded" and status["undo"]["decision"] == "Refused"
     message = condition(refusal, "Undone")["message"]
     assert "undo by alice refused" in message and "file a new HotfixRelease" in message
