@@ -11,6 +11,9 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
+# The package's data/*.yaml are links into crds/ (one home for the CRD and the admission policy); the
+# wheel carries their contents, so crds/ is needed only here, in the build stage.
+COPY crds ./crds
 COPY operator ./operator
 RUN /opt/venv/bin/pip install --no-cache-dir .
 

@@ -27,6 +27,7 @@ def _run(args: argparse.Namespace) -> int:
     from hotfix_operator.followup_runner import FollowupRunner, FollowupSettings
     from hotfix_operator.gates import Gates
     from hotfix_operator.metrics import Metrics
+    from hotfix_operator.notifier import Notifier
     from hotfix_operator.probes import Probes
 
     if args.kubeconfig:
@@ -51,7 +52,8 @@ def _run(args: argparse.Namespace) -> int:
                   api_server=_host_port(api.configuration.host))
     kube, policies = KubeAdapter(api), PolicyResolver(api, args.operator_namespace)
     probes = Probes(kube, policies, api_server=_host_port(api.configuration.host))
-    controller = Controller(kube, policies, gates, metrics, probes=probes, followup=followup)
+    controller = Controller(kube, policies, gates, metrics, probes=probes, followup=followup,
+                            notifier=Notifier(policies, metrics))
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
 

@@ -30,6 +30,7 @@ from hotfix_operator.core.model import Abort, Release, Status
 from hotfix_operator.followup_runner import FollowupRunner
 from hotfix_operator.gates import Gates
 from hotfix_operator.metrics import Metrics
+from hotfix_operator.notifier import Notifier
 from hotfix_operator.probes import Probes
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,13 @@ def _sooner(a: float | None, b: float | None) -> float | None:
 class Controller:
     def __init__(self, kube: KubeAdapter, policies: PolicyResolver, gates: Gates, metrics: Metrics, *,
                  probes: Probes, clock: Callable[[], datetime.datetime] = utcnow,
-                 followup: FollowupRunner | None = None) -> None:
+                 followup: FollowupRunner | None = None, notifier: Notifier | None = None) -> None:
         self.kube = kube
         self.policies = policies
         self.gates = gates
         self.probes = probes
+        # notices to the HotfixPolicy's receivers (None: none are sent, e.g. in unit tests)
+        self.notifier = notifier
         self.metrics = metrics
         self.clock = clock
         # publishing, backport and post-mortem after the bake (None: never, e.g. in unit tests)
@@ -104,11 +107,22 @@ class Controller:
         for event in decision.events:
             self.kube.post_event(release, event, now)
         self.metrics.record(status, decision.status, namespace, name)
-        outcome = Outcome(decision.status.phase, decision.requeue_after, done=is_finished(decision),
-                          watches=watched_objects(release, decision.status))
-        if followups_due(decision.status) and self.followup is not None:
-            return self.follow_up(release, decision.status, outcome, policies)
+        current = self.tell(release, decision.status, now, policies)
+        wake = self.notifier.wake_in(release, current, now) if self.notifier is not None else None
+        outcome = Outcome(decision.status.phase, _sooner(decision.requeue_after, wake),
+                          done=is_finished(decision) and wake is None, watches=watched_objects(release, current))
+        if followups_due(current) and self.followup is not None:
+            return self.follow_up(release, current, outcome, policies)
         return outcome
+
+    def tell(self, release: Release, status: Status, now: datetime.datetime, policies: ReconcilePolicies) -> Status:
+        """The HotfixPolicy's receivers hear what happened; their answers arrive in a later reconcile."""
+        if self.notifier is None:
+            return status
+        told = self.notifier.step(release, status, now, policies)
+        if told != status:
+            self.kube.write_status(release, told)
+        return told
 
     def follow_up(self, release: Release, status: Status, outcome: Outcome, policies: ReconcilePolicies) -> Outcome:
         """One follow-up step after the bake; it only adds to status and never changes the phase."""

@@ -148,6 +148,9 @@ class Metrics:
         self.undo_to_previous = Histogram(
             "hotfix_undo_to_previous_seconds", "From spec.undo seen to the active Service's EndpointSlices listing "
             "only the previous version's pods", ["namespace"], buckets=_DURATION_BUCKETS, registry=r)
+        self.notifications = Counter("hotfix_notifications_total", "Notices sent to the HotfixPolicy's receivers, "
+                                     "by receiver, kind and result (delivered, failed)",
+                                     ["receiver", "kind", "result"], registry=r)
         self.reconcile_errors = Counter("hotfix_reconcile_errors_total", "Reconciles that raised and were retried",
                                         registry=r)
         self.reconcile_duration = Histogram("hotfix_reconcile_duration_seconds", "Wall time of one reconcile",

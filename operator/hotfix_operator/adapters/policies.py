@@ -81,6 +81,21 @@ class ResolvedPolicy:
     checks: CheckSettings = field(default_factory=CheckSettings)
     # where the provenance gate may connect: image and evidence patterns, token, redirect and loopback hosts
     egress: GateRules = field(default_factory=GateRules)
+    # who hears of what happens to releases (their URLs are read from Secrets only when sending)
+    receivers: tuple[Receiver, ...] = ()
+
+
+@dataclass(frozen=True)
+class Receiver:
+    name: str
+    style: Literal["webhook", "slack"]
+    url_secret: str
+    url_key: str
+
+
+def receivers(spec: dict[str, Any]) -> tuple[Receiver, ...]:
+    return tuple(Receiver(r["name"], "slack" if r["type"] == "slack" else "webhook", r["urlSecretRef"]["name"],
+                          r["urlSecretRef"]["key"]) for r in (spec.get("notifications") or {}).get("receivers") or [])
 
 
 def gate_rules(name: str, spec: dict[str, Any]) -> GateRules:
@@ -151,7 +166,7 @@ def resolve_policy(policy: dict[str, Any], lookup: ReferenceLookup) -> ResolvedP
         except ValueError as exc:
             raise PolicyProblem("PolicyInvalid", f"HotfixPolicy {name}: {exc}") from exc
     return ResolvedPolicy(name, resolved, credentials, _github(spec.get("github"), lookup), governance_rules(spec),
-                          check_settings(name, spec), gate_rules(name, spec))
+                          check_settings(name, spec), gate_rules(name, spec), receivers(spec))
 
 
 def _github(spec: dict[str, Any] | None, lookup: ReferenceLookup) -> GitHubSettings | None:

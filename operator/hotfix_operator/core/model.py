@@ -14,6 +14,7 @@ from pydantic import Field, computed_field
 from hotfix_operator.api import ANNOTATION_REQUESTED_THROUGH, ConditionType, Phase, release_tag
 from hotfix_operator.core.base import Camel as _Camel
 from hotfix_operator.core.check_model import Checks, CheckState
+from hotfix_operator.core.notice_model import NoticeState
 
 # -- spec ------------------------------------------------------------------------------------------
 
@@ -324,6 +325,8 @@ class Status(_Camel):
     checks: tuple[CheckState, ...] = ()
     # spec.undo, once judged (see core.undo)
     undo: UndoStatus | None = None
+    # what people were told (the HotfixPolicy's notification receivers), by dedupe key (see core.notify)
+    notifications: tuple[NoticeState, ...] = ()
     conditions: tuple[Condition, ...] = ()
     audit: tuple[AuditEntry, ...] = Field(default=())
 
