@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from localcluster.identities import OPERATOR, SERVICE_ACCOUNTS, identity_manifests, role_bindings
 from localcluster.identities import USERS as USERS  # re-exported: tests list the users' kubeconfigs
@@ -104,6 +105,24 @@ class LocalCluster:
     @property
     def operator_kubeconfig(self) -> Path:
         return self.user_kubeconfig("operator")
+
+    @property
+    def audit_log(self) -> Path:
+        """The kube-apiserver's audit log (JSON lines): every update and patch of a Service, with its request
+        body and response code (hack/localcluster/audit-policy.yaml). A restart appends to it."""
+        return self.workdir / "logs" / "kube-apiserver-audit.log"
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """The audit log's events so far, in the order the API server wrote them."""
+        try:
+            text = self.audit_log.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        events = []
+        for line in text.splitlines():
+            with contextlib.suppress(ValueError):  # a line being written as we read
+                events.append(json.loads(line))
+        return events
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -264,6 +283,8 @@ class LocalCluster:
             "--authorization-mode", "RBAC",
             "--allow-privileged=true", "--profiling=false", "--event-ttl=2h",
             "--cert-dir", str(self.workdir / "data" / "apiserver-certs"),
+            "--audit-policy-file", str(HERE / "audit-policy.yaml"),
+            "--audit-log-path", str(self.audit_log), "--audit-log-format", "json", "--audit-log-maxsize", "0",
         ])
         self._admin = ca.issue("admin", "admin", organizations=("system:masters",))
         self._ca_path = ca.cert_path
