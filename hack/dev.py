@@ -9,12 +9,14 @@ you to try things; Ctrl-C stops it, `make cluster-down` stops the control plane.
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import signal
 import string
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -86,6 +88,7 @@ def main() -> int:
 def demo(k, state: dict[str, str], total: int, operator: subprocess.Popen[bytes], once: bool,  # type: ignore[no-untyped-def]
          prom: LocalPrometheus) -> int:
     print(f"  running (pid {operator.pid}); metrics on http://127.0.0.1:8080/metrics")
+    receiver = Receiver()
 
     step(4, total, f"the quickstart app in namespace {NAMESPACE} (Deployment checkout x3, Services checkout, "
          "checkout-preview)")
@@ -121,13 +124,21 @@ def demo(k, state: dict[str, str], total: int, operator: subprocess.Popen[bytes]
                                       # where the gate may connect: this registry's shop/ images, and the
                                       # registry itself although it is on loopback
                                       "images": [{"glob": f"{state['registry']}/shop/**"}]},
-                       "registry": {"loopbackHosts": [state["registry"]]}}}
+                       "registry": {"loopbackHosts": [state["registry"]]},
+                       # who hears of it: a receiver on loopback that prints what it gets (prefixed "notice")
+                       "notifications": {"receivers": [{"name": "demo-receiver", "type": "webhook",
+                                                        "urlSecretRef": {"name": "demo-receiver", "key": "url"}}]}}}
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-receiver", "namespace": "hotfix-system"},
+              "stringData": {"url": receiver.url}}
+    k("apply", "-f", "-", stdin=json.dumps(secret))
     print("  " + k("apply", "-f", "-", stdin=json.dumps(policy)).strip())
 
-    step(7, total, "alice files the HotfixRelease (examples/quickstart/hotfix.yaml)")
+    step(7, total, "alice files the HotfixRelease: kubectl hotfix create -f examples/quickstart/hotfix.yaml")
     manifest = string.Template((REPO / "examples" / "quickstart" / "hotfix.yaml").read_text()).substitute(
         IMAGE=image.reference)
-    print("  " + k("apply", "-n", NAMESPACE, "-f", "-", user="alice", stdin=manifest).strip())
+    filed = LOCAL / "hotfix.yaml"
+    filed.write_text(manifest)
+    print("  alice> " + plugin("alice", "create", "-f", str(filed), "-n", NAMESPACE).stdout.strip())
     last = watch(k, until={"AwaitingApproval"} | TERMINAL, timeout=60)
     if last != "AwaitingApproval":
         return 1
@@ -138,7 +149,8 @@ def demo(k, state: dict[str, str], total: int, operator: subprocess.Popen[bytes]
           f"builder {facts.get('builderId')},\n  signer {facts.get('signers', [{}])[0].get('signer')}, "
           f"predicates {facts.get('predicateTypes')}")
 
-    step(8, total, "alice tries to approve in bob's name; the API server refuses. bob approves as himself")
+    step(8, total, "alice tries to approve in bob's name; the API server refuses. bob approves with "
+         "kubectl hotfix approve and follows kubectl hotfix status --watch")
     forged = approval_patch("bob", ["hotfix:approvers", "system:authenticated"], "looks fine to me")
     local = LocalCluster(LOCAL)
     refused = subprocess.run([local.toolchain.kubectl, "--kubeconfig", str(local.user_kubeconfig("alice")), "patch",
@@ -147,15 +159,18 @@ def demo(k, state: dict[str, str], total: int, operator: subprocess.Popen[bytes]
     print("  alice> " + (refused.stderr.strip().splitlines() or ["(accepted?!)"])[-1][:300])
     if refused.returncode == 0:
         return 1
-    whoami = json.loads(k("auth", "whoami", "-o", "json", user="bob"))["status"]["userInfo"]
-    patch = approval_patch(whoami["username"], whoami["groups"], "diff reviewed; rollback plan is automatic")
     approved_at = time.monotonic()
-    print("  bob>   " + k("patch", "hfr", RELEASE, "-n", NAMESPACE, "--type=json", "-p", patch, user="bob").strip())
-    last = watch(k, until=TERMINAL, timeout=300)
+    print("  bob>   " + plugin("bob", "approve", RELEASE, "-n", NAMESPACE, "--comment",
+                               "diff reviewed; rollback plan is automatic").stdout.strip())
+    # drawn live on a terminal, one line per change otherwise; exit 0 on Succeeded
+    followed = subprocess.run(plugin_argv("bob", "status", RELEASE, "-n", NAMESPACE, "--watch", "--timeout", "300s"),
+                              env=plugin_env())
     elapsed = time.monotonic() - approved_at
     obj = json.loads(k("get", "hfr", RELEASE, "-n", NAMESPACE, "-o", "json"))
     summary(k, obj, elapsed)
-    if last != "Succeeded":
+    time.sleep(2)  # the last notice is sent in the background
+    print("  the receiver got: " + (", ".join(receiver.kinds) or "nothing"))
+    if followed.returncode != 0 or obj["status"].get("phase") != "Succeeded":
         return 1
     step(9, total, "the SLA figures, read back from Prometheus with the dashboard's PromQL")
     deadline = time.monotonic() + 20
@@ -173,6 +188,43 @@ def demo(k, state: dict[str, str], total: int, operator: subprocess.Popen[bytes]
     except KeyboardInterrupt:
         print("\nstopping the operator")
     return 0
+
+
+def plugin_argv(user: str, *argv: str) -> list[str]:
+    """`kubectl hotfix ...` as `user`: kubectl finds the plugin (kubectl-hotfix) on PATH, beside Python."""
+    cluster = LocalCluster(LOCAL)
+    return [cluster.toolchain.kubectl, "hotfix", "--kubeconfig", str(cluster.user_kubeconfig(user)), *argv]
+
+
+def plugin_env() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+
+
+def plugin(user: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return run(*plugin_argv(user, *argv), env=plugin_env())
+
+
+class Receiver:
+    """A notification receiver on loopback that prints each notice as it arrives."""
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                receiver.kinds.append(str(body.get("kind")))
+                print(f"  \033[2mnotice {body.get('kind')}: {str(body.get('text'))[:150]}\033[0m", flush=True)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notices"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def approval_patch(approver: str, groups: list[str], comment: str) -> str:

@@ -153,3 +153,20 @@ def test_a_refused_check_plan_rejects_at_verifying() -> None:
     assert status.phase == Phase.REJECTED and status.blue_green.blue_hash is None
     valid = status.condition(ConditionType.INPUT_VALID)
     assert valid is not None and valid.reason == Reason.CHECK_TARGET_NOT_ALLOWED
+
+
+def test_a_chained_phase_does_not_send_a_selector_write_twice() -> None:
+    world = world_for(with_checks())
+    status = run_until(world, Status(), lambda s: s.phase == Phase.DEPLOYING and world.green is not None)
+    for _ in range(20):
+        decision = reconcile(world.release, status, world.observe(status))
+        writes = [(a.service, tuple(sorted(a.selector.items()))) for a in decision.actions
+                  if type(a).__name__ == "SetServiceSelector"]
+        assert len(writes) == len(set(writes)), f"the same selector write twice in one reconcile: {writes}"
+        status = decision.status
+        for action in decision.actions:
+            world.apply(action)
+        if status.phase == Phase.SUCCEEDED:
+            break
+        world.tick()
+    assert status.phase == Phase.SUCCEEDED

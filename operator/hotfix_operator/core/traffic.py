@@ -23,7 +23,13 @@ SWITCH_CONFIRM_SECONDS = 15.0
 
 def ensure_selector(s: Step, service: str, desired: Mapping[str, str], why: str) -> None:
     current = s.obs.service if service == s.spec.target.service else s.obs.preview_service
-    if current is not None and dict(current.selector) != dict(desired):
+    if current is None:
+        return
+    # what this reconcile already asked for counts as the selector: a phase chained after another acts on
+    # the same observations and must not send the same write twice
+    queued = [a for a in s.actions if isinstance(a, SetServiceSelector) and a.service == service]
+    selector = queued[-1].selector if queued else current.selector
+    if dict(selector) != dict(desired):
         s.act(SetServiceSelector(service, dict(desired), why))
 
 
