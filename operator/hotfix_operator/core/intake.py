@@ -144,7 +144,8 @@ APPROVE_COMMAND = (
 
 def approval_hint(s: Step, waiting: str) -> str:
     command = APPROVE_COMMAND.replace("NAMESPACE", s.release.namespace).replace("NAME", s.release.name)
-    return f"needs {waiting}; to approve: {command}"
+    return (f"needs {waiting}; to approve: kubectl hotfix approve {s.release.name} -n {s.release.namespace} "
+            f"(without the plugin: {command})")
 
 
 def awaiting_approval(s: Step) -> None:
