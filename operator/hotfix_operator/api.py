@@ -67,22 +67,27 @@ class Phase(enum.StrEnum):
     UNDONE = "Undone"
     # the undo gave up (a check failed, the previous version did not come up, it was aborted): the hotfix serves
     UNDO_FAILED = "UndoFailed"
+    # spec.drill: the real path up to the pre-promotion checks, then green is removed (traffic never moves)
+    DRILL_ENDING = "DrillEnding"
+    DRILL_PASSED = "DrillPassed"
+    DRILL_FAILED = "DrillFailed"
 
     @property
     def terminal(self) -> bool:
         return self in (Phase.SUCCEEDED, Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED, Phase.EXPIRED,
-                        Phase.UNDONE, Phase.UNDO_FAILED)
+                        Phase.UNDONE, Phase.UNDO_FAILED, Phase.DRILL_PASSED, Phase.DRILL_FAILED)
 
     @property
     def holds_target(self) -> bool:
         """Phases in which this release owns the target's traffic and objects."""
         return self in (Phase.DEPLOYING, Phase.PRE_PROMOTION, Phase.PROMOTED, Phase.FINALIZING, Phase.ROLLING_BACK,
-                        Phase.UNDOING)
+                        Phase.UNDOING, Phase.DRILL_ENDING)
 
     @property
     def stalled(self) -> bool:
         """Terminal phases that need a person (kstatus Stalled)."""
-        return self in (Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED, Phase.EXPIRED, Phase.UNDO_FAILED)
+        return self in (Phase.REJECTED, Phase.ROLLED_BACK, Phase.FAILED, Phase.EXPIRED, Phase.UNDO_FAILED,
+                        Phase.DRILL_FAILED)
 
 
 class CheckStage(enum.StrEnum):
@@ -199,3 +204,8 @@ class Reason(enum.StrEnum):
     UNDO_FAILED = "UndoFailed"
     UNDONE = "Undone"
     UNDO_NOTED = "UndoNoted"
+    # drills
+    DRILL_APPROVAL_SKIPPED = "DrillApprovalSkipped"
+    DRILL_STOPPED_BEFORE_SWITCH = "DrillStoppedBeforeSwitch"
+    DRILL_PASSED = "DrillPassed"
+    DRILL_FAILED = "DrillFailed"

@@ -146,6 +146,11 @@ def run_stage(s: Step, stage: CheckStage, started: datetime.datetime) -> StageVe
 
 
 def promote(s: Step, green_hash: str) -> None:
+    if s.spec.drill:  # where a hotfix moves traffic, a drill stops
+        checks = of_stage(s.status.checks, CheckStage.PRE_PROMOTION)
+        s.end_drill(True, Reason.DRILL_PASSED, f"green {s.bg.green_deployment} came up"
+                    + (f" and passed {len(checks)} pre-promotion checks" if checks else " (no pre-promotion checks)"))
+        return
     hold_traffic(s, green_hash, green_hash, "switch traffic to green")
     s.enter(Phase.PROMOTED, f"switching traffic to green {s.bg.green_deployment}; the "
             f"{s.spec.rollout.bake_seconds}s bake starts when the Service's EndpointSlices list only green pods, "

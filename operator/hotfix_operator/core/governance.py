@@ -32,6 +32,8 @@ class GovernanceRules:
     # spec.undo: how long after Succeeded a hotfix may be undone, and the approvals an undo needs
     undo_window_seconds: int = 24 * 3600
     undo_approvals_required: int = 0
+    # spec.drill: does a drill wait for approvals like a hotfix (Required) or skip AwaitingApproval (NotRequired)?
+    drill_approvals: Literal["Required", "NotRequired"] = "NotRequired"
 
     def approvals_needed(self, risk: str) -> int:
         return self.required.get(risk, 1)

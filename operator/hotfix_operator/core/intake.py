@@ -116,6 +116,14 @@ def enter_queue_or_approval(s: Step) -> None:
         s.requeue_after = 5
         return
     s.update(queued_behind=None)
+    if s.status.drill is not None and s.status.drill.approvals == "NotRequired":
+        s.stamp(approved=s.now)
+        s.add_audit(Reason.DRILL_APPROVAL_SKIPPED, "drill: the HotfixPolicy does not require approvals on drills "
+                    "(spec.approvals.drills: NotRequired), so AwaitingApproval is skipped")
+        s.set_condition(ConditionType.APPROVED, "True", Reason.DRILL_APPROVAL_SKIPPED,
+                        "drill: approvals not required by the HotfixPolicy")
+        s.enter(Phase.DEPLOYING, "drill: starting green next to blue; no traffic will move")
+        return
     # The first message an approver sees already says how to approve; the next poll narrows "who".
     s.enter(Phase.AWAITING_APPROVAL, approval_hint(s, "approval under the namespace's HotfixPolicy"))
 

@@ -15,7 +15,7 @@ import datetime
 from collections.abc import Callable
 
 from hotfix_operator.api import CheckStage, ConditionType, Phase, Reason
-from hotfix_operator.core import checks, cutover, intake, undo
+from hotfix_operator.core import checks, cutover, drill, drill_ending, intake, undo
 from hotfix_operator.core.actions import Event
 from hotfix_operator.core.check_model import CheckState
 from hotfix_operator.core.conditions import ConditionStatus
@@ -36,6 +36,8 @@ PHASES: dict[Phase, Callable[[Step], None]] = {
     Phase.ROLLING_BACK: cutover.rolling_back,
     # spec.undo after success (core.undo)
     Phase.UNDOING: undo.undoing,
+    # spec.drill: the verdict is in, green goes (core.drill_ending)
+    Phase.DRILL_ENDING: drill_ending.ending,
 }
 BEFORE_PRODUCTION = (Phase.PENDING, Phase.VERIFYING, Phase.QUEUED, Phase.AWAITING_APPROVAL)
 
@@ -82,11 +84,17 @@ def initialise(s: Step) -> None:
              approvals_required=rules.approvals_needed(s.spec.risk_level),
              undo_window_seconds=rules.undo_window_seconds, undo_approvals_required=rules.undo_approvals_required,
              requested_through=s.release.requested_through)
+    if s.spec.drill:  # no SLA clock (its stages are reported against the budget instead), no tag, no undo
+        start = drill.start(rules)
+        needed = 0 if start.approvals == "NotRequired" else rules.approvals_needed(s.spec.risk_level)
+        s.update(drill=start, sla_deadline=None, sla_on_breach=None, tag=None, undo_window_seconds=None,
+                 undo_approvals_required=None, approvals_required=needed)
     if s.obs.approvals is not None:  # the admission policy this release is filed under
         s.update(admission_fingerprint=s.obs.approvals.admission.fingerprint)
     s.stamp(created=created)
     through = f" (filed through {s.release.requested_through})" if s.release.requested_through else ""
-    s.enter(Phase.PENDING, f"checking the target and the image for hotfix {s.spec.tag}{through}",
+    what = "drill" if s.spec.drill else "hotfix"
+    s.enter(Phase.PENDING, f"checking the target and the image for {what} {s.spec.tag}{through}",
             reason=Reason.ACCEPTED, actor=s.spec.requested_by)
 
 
@@ -118,6 +126,10 @@ def enforce_deadlines(s: Step, phase: Phase) -> bool:
     reconcile's work (the release expired, or the policy stops an SLA breach before the switch)."""
     if phase in BEFORE_PRODUCTION and s.status.expires_at is not None and s.now >= s.status.expires_at:
         s.update(waiting_for=None)
+        if s.spec.drill:
+            s.reject(Reason.EXPIRED, f"not deployed by {s.status.expires_at:%Y-%m-%d %H:%M:%S}Z, the HotfixPolicy's "
+                     "approval expiry")
+            return True
         s.enter(Phase.EXPIRED, f"not deployed by {s.status.expires_at:%Y-%m-%d %H:%M:%S}Z, the HotfixPolicy's "
                 "approval expiry; file a new HotfixRelease if the fix is still needed", reason=Reason.EXPIRED,
                 warning=True)
@@ -148,7 +160,7 @@ def summarise(s: Step) -> None:
     if phase is None:
         return
     message = s.status.message
-    ready: ConditionStatus = "True" if phase in (Phase.SUCCEEDED, Phase.UNDONE) else "False"
+    ready: ConditionStatus = "True" if phase in (Phase.SUCCEEDED, Phase.UNDONE, Phase.DRILL_PASSED) else "False"
     s.set_condition(ConditionType.READY, ready, phase.value, message)
     s.set_condition(ConditionType.RECONCILING, "False" if phase.terminal else "True", phase.value, message)
     s.set_condition(ConditionType.STALLED, "True" if phase.stalled else "False", phase.value, message)
@@ -222,8 +234,10 @@ def is_finished(decision: Decision) -> bool:
 
 
 def followups_due(status: Status) -> bool:
-    """Publishing, backport and post-mortem run from Finalizing on: nothing after the bake rolls back."""
-    return status.phase in (Phase.FINALIZING, Phase.SUCCEEDED, Phase.UNDOING, Phase.UNDONE, Phase.UNDO_FAILED)
+    """Publishing, backport and post-mortem run from Finalizing on: nothing after the bake rolls back.
+    Never for a drill (it never gets that far, and says so in status.drill)."""
+    return status.drill is None and status.phase in (Phase.FINALIZING, Phase.SUCCEEDED, Phase.UNDOING, Phase.UNDONE,
+                                                     Phase.UNDO_FAILED)
 
 
 __all__ = [

@@ -84,6 +84,8 @@ class Spec(_Camel):
     undo: Undo | None = None
     rollout: Rollout = Rollout()
     checks: Checks = Checks()
+    # a rehearsal: the real path up to the pre-promotion checks, then green is removed (see core.drill)
+    drill: bool = False
 
     @property
     def tag(self) -> str:
@@ -211,6 +213,31 @@ class UndoStatus(_Camel):
     times: UndoTimes = UndoTimes()
 
 
+class DrillStage(_Camel):
+    """One stage of the SLA's split, timed by a drill: seconds is None for a stage the operator cannot
+    see (it happens before filing) or that the drill did not reach."""
+
+    name: str
+    budget_seconds: float
+    seconds: float | None = None
+    within_budget: bool | None = None
+    note: str = ""
+
+
+class DrillStatus(_Camel):
+    """A drill (spec.drill): whether it needs approvals (the HotfixPolicy's approvals.drills, fixed when
+    filed), the SLA its stage budgets are scaled to, and once decided its outcome and stage times."""
+
+    approvals: Literal["Required", "NotRequired"] = "NotRequired"
+    sla_seconds: int = 30 * 60
+    outcome: Literal["Passed", "Failed"] | None = None
+    reason: str | None = None
+    message: str = ""
+    # when the outcome was decided (the pre-promotion checks ended, or something failed); green's removal follows
+    concluded: datetime.datetime | None = None
+    stages: tuple[DrillStage, ...] = ()
+
+
 class StepRetry(_Camel):
     """A follow-up step's last failure: retried at retry_at (transient: backing off; permanent: slowly)."""
 
@@ -327,6 +354,8 @@ class Status(_Camel):
     undo: UndoStatus | None = None
     # what people were told (the HotfixPolicy's notification receivers), by dedupe key (see core.notify)
     notifications: tuple[NoticeState, ...] = ()
+    # spec.drill: its approval rule, outcome and stage times against the SLA budget (see core.drill)
+    drill: DrillStatus | None = None
     conditions: tuple[Condition, ...] = ()
     audit: tuple[AuditEntry, ...] = Field(default=())
 

@@ -18,6 +18,9 @@ class Kind(enum.StrEnum):
     SLA_AT_RISK = "SLAAtRisk"
     SLA_BREACHED = "SLABreached"
     POSTMORTEM_OVERDUE = "PostmortemOverdue"
+    # spec.drill's end (a drill is never promoted, rolled back or succeeded, and has no SLA clock)
+    DRILL_PASSED = "DrillPassed"
+    DRILL_FAILED = "DrillFailed"
 
 
 class NoticeState(Camel):

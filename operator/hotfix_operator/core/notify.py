@@ -42,6 +42,14 @@ def _sla_at_risk(release: Release, status: Status, now: datetime.datetime) -> bo
 def happened(release: Release, status: Status, now: datetime.datetime) -> tuple[Kind, ...]:
     """Every kind of notice the release's status says is due now."""
     stamps, phase = status.timestamps, status.phase
+    if status.drill is not None:
+        drill_facts = {
+            Kind.APPROVAL_NEEDED: phase == Phase.AWAITING_APPROVAL and status.waiting_for is not None,
+            Kind.APPROVED: stamps.approved is not None and bool(status.approved_by),
+            Kind.DRILL_PASSED: phase == Phase.DRILL_PASSED,
+            Kind.DRILL_FAILED: phase == Phase.DRILL_FAILED,
+        }
+        return tuple(kind for kind, due in drill_facts.items() if due)
     facts = {
         Kind.APPROVAL_NEEDED: phase == Phase.AWAITING_APPROVAL and status.waiting_for is not None,
         Kind.APPROVED: stamps.approved is not None,
@@ -123,19 +131,25 @@ def text(release: Release, status: Status, kind: Kind) -> str:
     """The line a person reads in the channel, with what to do next."""
     ns, name, tag, target = release.namespace, release.name, release.spec.tag, release.spec.target.deployment
     where = f"hotfix {tag} for {ns}/{target} ({name}, {status.incident_id or 'no incident id'})"
+    if status.drill is not None:
+        where = f"drill of {ns}/{target} ({name}, image {release.spec.artifact.image.split('@')[-1][:19]}…)"
     rolled = status.condition(ConditionType.ROLLED_BACK)
+    by = f"{status.sla_deadline:%H:%M:%S}Z" if status.sla_deadline is not None else "its deadline"
     lines = {
         Kind.APPROVAL_NEEDED: f"{where} needs {status.waiting_for or 'approval'}; requested by "
                               f"{release.spec.requested_by}: {release.spec.justification}. To approve: "
                               f"kubectl hotfix approve {name} -n {ns}",
-        Kind.APPROVED: f"{where} approved by {', '.join(status.approved_by) or 'its approvers'}; deploying",
+        Kind.APPROVED: f"{where} approved by {', '.join(status.approved_by) or 'its approvers'}; deploying"
+                       + (" green beside blue; no traffic will move" if status.drill is not None else ""),
         Kind.PROMOTED: f"{where}: traffic is on the hotfix; baking with the previous version kept warm",
         Kind.ROLLED_BACK: f"{where} rolled back: {rolled.message if rolled else status.message}",
         Kind.SUCCEEDED: f"{where} succeeded: {status.message}",
         Kind.SLA_AT_RISK: f"{where} is at risk of missing its SLA (traffic on the hotfix by "
-                          f"{status.sla_deadline:%H:%M:%S}Z); now {status.phase}: {status.message}",
-        Kind.SLA_BREACHED: f"{where} missed its SLA (traffic on the hotfix by {status.sla_deadline:%H:%M:%S}Z)",
+                          f"{by}); now {status.phase}: {status.message}",
+        Kind.SLA_BREACHED: f"{where} missed its SLA (traffic on the hotfix by {by})",
         Kind.POSTMORTEM_OVERDUE: f"{where}: the post-mortem is overdue; see kubectl hotfix postmortems --missing",
+        Kind.DRILL_PASSED: f"{where} passed (traffic never moved): {status.message}",
+        Kind.DRILL_FAILED: f"{where} failed (traffic never moved): {status.message}",
     }
     return lines[kind]
 
@@ -148,4 +162,4 @@ def payload(release: Release, status: Status, kind: Kind, style: str) -> Mapping
     return {"dedupeKey": key, "kind": kind.value, "text": line, "release": release.name,
             "namespace": release.namespace, "version": release.spec.version, "tag": release.spec.tag,
             "phase": status.phase.value if status.phase else None, "incidentId": status.incident_id,
-            "message": status.message}
+            "message": status.message, "drill": status.drill is not None}

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotfix_operator.api import OPERATOR, ConditionType, Phase
+from hotfix_operator.core import drill
 from hotfix_operator.core.actions import Action, Event
 from hotfix_operator.core.model import BlueGreen, Spec, Status
 from hotfix_operator.core.observations import Observations
@@ -72,9 +73,23 @@ class Step(StatusBuilder):
                actor: str = OPERATOR) -> None:
         if condition:
             self.set_condition(condition, "False", reason, message)
+        if self.spec.drill:  # nothing in production changed: the drill fails here
+            self.update(drill=drill.conclude(self.status, False, reason, message, self.now))
+            self.stamp(completed=self.now)
+            self.enter(Phase.DRILL_FAILED, f"drill failed: {message}", reason=reason, actor=actor, warning=True)
+            return
         self.enter(Phase.REJECTED, message, reason=reason, actor=actor, warning=True)
 
+    def end_drill(self, passed: bool, reason: str, message: str, actor: str = OPERATOR) -> None:
+        """A drill's verdict: record it with the stage times, then remove green (phase DrillEnding)."""
+        self.update(drill=drill.conclude(self.status, passed, reason, message, self.now))
+        self.enter(Phase.DRILL_ENDING, f"drill {'passed' if passed else 'failed'}: {message}; removing green, "
+                   "traffic stays on blue", reason=reason, actor=actor, warning=not passed)
+
     def roll_back(self, reason: str, message: str, actor: str = OPERATOR) -> None:
+        if self.spec.drill:  # a drill never moved traffic: it ends, removing green whatever autoRollback says
+            self.end_drill(False, reason, message, actor)
+            return
         if not self.spec.rollout.auto_rollback and actor == OPERATOR:
             self.enter(Phase.FAILED, f"{message}; autoRollback is off, so nothing was undone: set spec.abort "
                        "(by, reason) to roll back", reason=reason, warning=True)
