@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from hotfix_operator.adapters.kube import KubeAdapter
 from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ReconcilePolicies
 from hotfix_operator.api import OPERATOR, Phase
+from hotfix_operator.core.actions import Action, SetServiceSelector
 from hotfix_operator.core.lifecycle import (
     checks_due,
     followups_due,
@@ -27,6 +28,8 @@ from hotfix_operator.core.lifecycle import (
     watched_objects,
 )
 from hotfix_operator.core.model import Abort, Release, Status
+from hotfix_operator.core.observations import Observations, ServiceView
+from hotfix_operator.core.step import Decision
 from hotfix_operator.followup_runner import FollowupRunner
 from hotfix_operator.gates import Gates
 from hotfix_operator.metrics import Metrics
@@ -56,6 +59,19 @@ def _sooner(a: float | None, b: float | None) -> float | None:
     if a is None:
         return b
     return a if b is None else min(a, b)
+
+
+def with_selectors(observations: Observations, done: tuple[Action, ...]) -> Observations:
+    """The observations with the Service selectors just written, so a decision made again on them does not
+    write them again."""
+    def written(view: ServiceView | None) -> ServiceView | None:
+        for action in done:
+            if isinstance(action, SetServiceSelector) and view is not None and view.name == action.service:
+                view = dataclasses.replace(view, selector=dict(action.selector))
+        return view
+
+    return dataclasses.replace(observations, service=written(observations.service),
+                               preview_service=written(observations.preview_service))
 
 
 class Controller:
@@ -99,14 +115,13 @@ class Controller:
         observations = self.kube.observe(release, status, now, image, provenance, rules=rules, approvals=approvals)
         measured = self.probes.measure(release, status, checks_due(status, now), now)
         observations = dataclasses.replace(observations, check_plan=plan, measurements=measured)
-        decision = reconcile(release, status, observations)
-        if decision.status != status:
-            self.kube.write_status(release, decision.status)
-        for action in decision.actions:
-            log.info("%s/%s: %s", namespace, name, self.kube.execute(release, action))
-        for event in decision.events:
-            self.kube.post_event(release, event, now)
-        self.metrics.record(status, decision.status, namespace, name)
+        decision = self.carry_out(release, status, reconcile(release, status, observations), now)
+        due = checks_due(decision.status, now)
+        if due and decision.status.phase != status.phase:
+            # a stage of checks just began: its first measurements need not wait for another reconcile
+            again = dataclasses.replace(with_selectors(observations, decision.actions), check_plan=None,
+                                        measurements=self.probes.measure(release, decision.status, due, now))
+            decision = self.carry_out(release, decision.status, reconcile(release, decision.status, again), now)
         current = self.tell(release, decision.status, now, policies)
         wake = self.notifier.wake_in(release, current, now) if self.notifier is not None else None
         outcome = Outcome(decision.status.phase, _sooner(decision.requeue_after, wake),
@@ -114,6 +129,17 @@ class Controller:
         if followups_due(current) and self.followup is not None:
             return self.follow_up(release, current, outcome, policies)
         return outcome
+
+    def carry_out(self, release: Release, status: Status, decision: Decision, now: datetime.datetime) -> Decision:
+        """Write the decided status, then act, then tell (the order core.lifecycle relies on)."""
+        if decision.status != status:
+            self.kube.write_status(release, decision.status)
+        for action in decision.actions:
+            log.info("%s/%s: %s", release.namespace, release.name, self.kube.execute(release, action))
+        for event in decision.events:
+            self.kube.post_event(release, event, now)
+        self.metrics.record(status, decision.status, release.namespace, release.name)
+        return decision
 
     def tell(self, release: Release, status: Status, now: datetime.datetime, policies: ReconcilePolicies) -> Status:
         """The HotfixPolicy's receivers hear what happened; their answers arrive in a later reconcile."""
