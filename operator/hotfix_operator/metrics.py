@@ -3,7 +3,11 @@
 Everything is derived from the old and new Status of one reconcile (`record`), so a metric can never
 disagree with what `kubectl get hfr` shows. Labels stay bounded: namespace, phase, outcome, reason,
 step. The only per-release label is on `hotfix_sla_remaining_seconds`, a gauge that exists only while
-a release is in flight and the SLA clock runs."""
+a release is in flight and the SLA clock runs.
+
+Drills (spec.drill) are counted apart, in `hotfix_drills_total` and `hotfix_drill_stage_seconds` only: no
+release, phase, SLA, approval, rollback or provenance series ever sees one, so the SLA panels and alerts
+(charts/hotfix-operator) cannot count a rehearsal."""
 
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ from hotfix_operator.core.model import AuditEntry, Status
 _DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 7200)
 # A reconcile is a handful of API calls; a provenance check with a registry round trip takes longer.
 _RECONCILE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-ACTIVE_PHASES = tuple(p for p in Phase if not p.terminal)
+DRILL_PHASES = (Phase.DRILL_ENDING, Phase.DRILL_PASSED, Phase.DRILL_FAILED)
+ACTIVE_PHASES = tuple(p for p in Phase if not p.terminal and p not in DRILL_PHASES)
 
 
 def _utcnow() -> datetime.datetime:
@@ -151,6 +156,11 @@ class Metrics:
         self.notifications = Counter("hotfix_notifications_total", "Notices sent to the HotfixPolicy's receivers, "
                                      "by receiver, kind and result (delivered, failed)",
                                      ["receiver", "kind", "result"], registry=r)
+        self.drills = Counter("hotfix_drills_total", "Finished drills (spec.drill), by outcome (DrillPassed, "
+                              "DrillFailed); drills count nowhere else", ["namespace", "outcome"], registry=r)
+        self.drill_stages = Histogram("hotfix_drill_stage_seconds", "A drill's measured stages (review, "
+                                      "gatesAndDeployment, verification), observed when its verdict is in",
+                                      ["stage"], buckets=_DURATION_BUCKETS, registry=r)
         self.reconcile_errors = Counter("hotfix_reconcile_errors_total", "Reconciles that raised and were retried",
                                         registry=r)
         self.reconcile_duration = Histogram("hotfix_reconcile_duration_seconds", "Wall time of one reconcile",
@@ -159,7 +169,8 @@ class Metrics:
         r.register(self.fleet)
         self._namespaces: set[str] = set()
         for phase in Phase:
-            self.phase_duration.labels(phase=phase.value)
+            if phase not in DRILL_PHASES:
+                self.phase_duration.labels(phase=phase.value)
 
     def _touch(self, namespace: str) -> None:
         """Create a namespace's series at 0 when first seen: rate() and increase() need a sample before
@@ -171,12 +182,17 @@ class Metrics:
             histogram.labels(namespace=namespace)
         self.sla_breaches.labels(namespace=namespace)
         for phase in Phase:
+            if phase in DRILL_PHASES:
+                continue
             self.transitions.labels(namespace=namespace, phase=phase.value)
             if phase.terminal:
                 self.outcomes.labels(namespace=namespace, outcome=phase.value)
 
     def record(self, before: Status, after: Status, namespace: str = "", name: str = "") -> None:
         """One reconcile's change from `before` to `after` (called once per reconcile)."""
+        if after.drill is not None:
+            self._drill(before, after, namespace)
+            return
         self._touch(namespace)
         self._phases(before, after, namespace)
         self._clocks(before, after, namespace)
@@ -188,6 +204,17 @@ class Metrics:
                                     after.sla_deadline if after.timestamps.promoted is None else None,
                                     overdue is not None and overdue.status == "True"
                                     and not (complete is not None and complete.status == "True")))
+
+    def _drill(self, before: Status, after: Status, namespace: str) -> None:
+        """A drill's own series: its outcome once, its stage times when its verdict is first in."""
+        drill, old = after.drill, before.drill
+        assert drill is not None
+        if drill.outcome is not None and (old is None or old.outcome is None):
+            for stage in drill.stages:
+                if stage.seconds is not None:
+                    self.drill_stages.labels(stage=stage.name).observe(stage.seconds)
+        if after.phase in (Phase.DRILL_PASSED, Phase.DRILL_FAILED) and before.phase != after.phase:
+            self.drills.labels(namespace=namespace, outcome=after.phase.value).inc()
 
     def _phases(self, before: Status, after: Status, namespace: str) -> None:
         previous, since = before.phase, _entered_at(before)

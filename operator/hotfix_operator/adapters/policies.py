@@ -129,6 +129,7 @@ def governance_rules(spec: dict[str, Any]) -> GovernanceRules:
         on_sla_breach="StopBeforeSwitch" if sla.get("onBreach") == "StopBeforeSwitch" else "Continue",
         undo_window_seconds=int(undo.get("windowSeconds", defaults.undo_window_seconds)),
         undo_approvals_required=int(undo.get("approvalsRequired", defaults.undo_approvals_required)),
+        drill_approvals="Required" if approvals.get("drills") == "Required" else "NotRequired",
     )
 
 

@@ -44,7 +44,7 @@ def _read(path: str) -> dict[str, Any]:
     return documents[0]
 
 
-def run(args: argparse.Namespace, conn: Connection, out: Output) -> int:
+def run(args: argparse.Namespace, conn: Connection, out: Output, drill: bool = False) -> int:
     base = _read(args.filename) if args.filename else None
     flags = {dest: getattr(args, dest) for dest, _, _ in manifests.SPEC_FLAGS}
     file_ns = ((base or {}).get("metadata") or {}).get("namespace")
@@ -53,6 +53,8 @@ def run(args: argparse.Namespace, conn: Connection, out: Output) -> int:
                           EXIT_INVALID)
     conn.namespace = args.namespace or file_ns or conn.namespace
     release = manifests.build(base, flags, args.name, conn.namespace, args.auto_rollback)
+    if drill:  # kubectl hotfix drill
+        release["spec"]["drill"] = True
     me = None
     if not (args.dry_run and isinstance(release["spec"].get("requestedBy"), str)):
         me = conn.whoami()
@@ -74,6 +76,8 @@ def run(args: argparse.Namespace, conn: Connection, out: Output) -> int:
         out.document(created, args.output)
     else:
         name = created["metadata"]["name"]
-        out.line(f"hotfixrelease.hotfix.dev/{name} created in {conn.namespace} as {release['spec']['requestedBy']}; "
-                 f"follow it: kubectl hotfix status {name} -n {conn.namespace} --watch")
+        what = "drill " if drill else ""
+        out.line(f"hotfixrelease.hotfix.dev/{name} {what}created in {conn.namespace} as "
+                 f"{release['spec']['requestedBy']}; follow it: kubectl hotfix status {name} -n {conn.namespace} "
+                 "--watch")
     return 0

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from hotfix_operator import verify_command
-from hotfix_operator.plugin import create, decide, listing, status
+from hotfix_operator.plugin import create, decide, drill, listing, status
 from hotfix_operator.plugin.connection import PluginError, connect
 from hotfix_operator.plugin.output import FORMATS, Output
 
@@ -44,6 +44,8 @@ def parser() -> argparse.ArgumentParser:
     top.set_defaults(all_namespaces=False, output=None)
     sub = top.add_subparsers(dest="verb", required=True, metavar="VERB")
     create.add_arguments(_verb(sub, "create", "file a HotfixRelease from flags or -f FILE, checked first", True))
+    drill.add_arguments(_verb(sub, "drill", "rehearse a hotfix: green up and checked beside blue, then removed; "
+                                            "no traffic moves", True))
     decide.add_decision_arguments(_verb(sub, "approve", "approve a HotfixRelease as yourself"), False)
     decide.add_decision_arguments(_verb(sub, "reject", "reject a HotfixRelease as yourself (--comment says why)"),
                                   True)
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         conn = connect(args.kubeconfig, args.context, args.namespace, args.all_namespaces)
         if args.verb == "create":
             return create.run(args, conn, out)
+        if args.verb == "drill":
+            return drill.run(args, conn, out)
         if args.verb in ("approve", "reject"):
             return decide.decide(args, conn, out, "Approve" if args.verb == "approve" else "Reject")
         if args.verb == "abort":
