@@ -18,6 +18,7 @@ local outcome = {
   Succeeded = "Healthy",
   RolledBack = "Degraded", Failed = "Degraded", Rejected = "Degraded", Expired = "Degraded",
   AwaitingApproval = "Suspended", Queued = "Suspended",
+  DrillPassed = "Healthy", DrillFailed = "Degraded",
 }
 hs.status = outcome[phase] or "Progressing"
 hs.message = phase .. ": " .. (obj.status.message or "")
