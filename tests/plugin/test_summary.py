@@ -58,7 +58,9 @@ def test_per_check_rows_are_read_when_the_operator_writes_them() -> None:
 
 
 @pytest.mark.parametrize(("phase", "code"), [("Succeeded", 0), ("RolledBack", 1), ("Rejected", 1), ("Failed", 1),
-                                             ("Expired", 1), ("Promoted", None), ("AwaitingApproval", None)])
+                                             ("Expired", 1), ("Promoted", None), ("AwaitingApproval", None),
+                                             ("DrillPassed", 0), ("DrillFailed", 1), ("Undone", 0), ("UndoFailed", 1),
+                                             ("PrePromotion", None), ("Undoing", None)])
 def test_watch_exit_codes(phase: str, code: int | None) -> None:
     assert exit_code(phase) == code
 

@@ -30,8 +30,10 @@ TIMELINE: tuple[tuple[str, str], ...] = (
 )
 # status.checks[] items (being added to the API): these keys, in this order, when present
 CHECK_FIELDS: tuple[str, ...] = ("name", "stage", "phase", "lastValue", "message")
-SUCCESS_PHASES = frozenset({Phase.SUCCEEDED.value})
-FAILURE_PHASES = frozenset({Phase.ROLLED_BACK.value, Phase.REJECTED.value, Phase.FAILED.value, Phase.EXPIRED.value})
+# From the API's own words: a finished phase that needs a person is a failure (Stalled), any other a success
+# (Succeeded, Undone, DrillPassed).
+SUCCESS_PHASES = frozenset(p.value for p in Phase if p.terminal and not p.stalled)
+FAILURE_PHASES = frozenset(p.value for p in Phase if p.stalled)
 
 
 def duration(seconds: float) -> str:
