@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from argo_rollouts import measure_promote_to_switch
+from argo_rollouts import version as argo_version
 from common import REPO, ms, report, s, summarise
 from cutover_timeline import TransitionSamples, run_transitions
 from localcluster.cluster import LocalCluster
@@ -159,7 +161,13 @@ def main() -> None:
         finally:
             operator.terminate()
             operator.wait(timeout=15)
+        # the baseline, on the same control plane in the same run, after the operator has stopped
+        argo = measure_promote_to_switch(cluster, TRANSITION_RUNS)
     rows, transition_results = transition_rows(transitions)
+    argo_stats = summarise(argo)
+    transition_results["argoRolloutsPromoteToSwitchSeconds"] = {**argo_stats, "version": argo_version()}
+    rows.append((f"Argo Rollouts {argo_version()}: promote -> switch (baseline)", str(argo_stats["n"]),
+                 ms(argo_stats["median"]), ms(argo_stats["p95"]), ms(argo_stats["max"])))
     results = {"controlPlaneWarmStartSeconds": summarise(starts),
                "approvalToTrafficOnGreenSeconds": {"bake0": summarise(green_0), "quickstart": summarise(green_q)},
                "approvalToSucceededSeconds": {"bake0": summarise(done_0), "quickstart": summarise(done_q)},
