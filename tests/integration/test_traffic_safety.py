@@ -154,7 +154,9 @@ def test_the_fold_keeps_green_until_the_folded_deployment_is_seen_serving(
     kube: Kube, cluster: LocalCluster, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
 ) -> None:
     ns = quickstart
-    manifest = file_hotfix(ns, rollout={"progressDeadlineSeconds": 60, "bakeSeconds": 1, "scaleDownDelaySeconds": 1})
+    # a bake of a few seconds: long enough to be seen baking (status times are whole seconds, so a 1 s bake
+    # can end within a fraction of a second of the switch), short enough not to slow the test
+    manifest = file_hotfix(ns, rollout={"progressDeadlineSeconds": 60, "bakeSeconds": 4, "scaleDownDelaySeconds": 1})
     image = manifest["spec"]["artifact"]["image"]
     kube.wait_phase(ns, NAME, "AwaitingApproval")
     approve(kube, ns, NAME)
