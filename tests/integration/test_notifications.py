@@ -105,9 +105,11 @@ def test_each_receiver_hears_of_each_event_once_and_an_unreachable_one_changes_n
     assert bot["Approved"]["dedupeKey"] == f"{uid}/Approved"
     chat = [r.json() for r in of_release(receiver, "chat", uid)]
     assert all(set(body) == {"text", "metadata"} for body in chat)
-    notices = wait_for("the broken receiver's failures in status", lambda: (
+    # the answers are folded into status by later reconciles: wait until every one is written down
+    notices = wait_for("every answer, and the broken receiver's failures, in status", lambda: (
         n if (n := {x["key"]: x for x in kube.release(ns, NAME)["status"].get("notifications", [])})
-        and all(x.get("attempts", 0) >= 1 for x in n.values()) else None), timeout=30)
+        and all(x.get("attempts", 0) >= 1 and {"chat", "incident-bot"} <= set(x.get("deliveredTo", []))
+                for x in n.values()) else None), timeout=30)
     for notice in notices.values():
         assert set(notice["deliveredTo"]) >= {"chat", "incident-bot"}
         assert "broken" not in notice["deliveredTo"] and "broken: " in notice["lastError"]

@@ -124,8 +124,10 @@ def test_an_abort_with_frozen_endpoint_slices_warns_keeps_both_sides_and_finishe
             assert warned["status"]["phase"] == "RollingBack"
             assert "both sides are kept running" in warned["status"]["message"]
             assert green_exists(kube, ns)
-            events = kube.core.list_namespaced_event(ns, field_selector="involvedObject.kind=HotfixRelease,"
-                                                     "type=Warning,reason=EndpointsNotConfirmed").items
+            # Events are posted off the reconcile's path: the Warning follows the status by a moment
+            events = wait_for("one EndpointsNotConfirmed Warning", lambda: kube.core.list_namespaced_event(
+                ns, field_selector="involvedObject.kind=HotfixRelease,type=Warning,"
+                "reason=EndpointsNotConfirmed").items, timeout=10)
             assert len(events) == 1 and "kube-controller-manager" in events[0].message
         done = kube.wait_phase(ns, NAME, "RolledBack", "Failed", "Succeeded", timeout=60)
     assert done["status"]["phase"] == "RolledBack", done["status"]["message"]

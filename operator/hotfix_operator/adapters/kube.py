@@ -260,9 +260,9 @@ class KubeAdapter:
             reporting_instance="hotfix-operator", first_timestamp=now, last_timestamp=now, count=1,
             action=event.reason,
         )
-        # Off the reconcile's path: an Event is best effort (the audit trail in status is the record), so
-        # the next transition need not wait for it.
-        self._pool.submit(self._send_event, release, event.reason, body)
+        # In the reconcile's path, after status and actions: whoever reads the phase can then find its Event
+        # (an Event is still best effort; the audit trail in status is the record).
+        self._send_event(release, event.reason, body)
 
     def _send_event(self, release: Release, reason: str, body: client.CoreV1Event) -> None:
         try:
