@@ -85,8 +85,10 @@ def test_a_drill_checks_green_beside_blue_removes_it_and_reports_its_stages(
     status = done["status"]
     assert status["phase"] == "DrillPassed", status["message"]
     # the real path, no approval (the policy's default for drills), stopped before any switch
-    phases = [s.phase for s in samples.observed]
-    assert "PrePromotion" in phases and "DrillEnding" in phases and "Promoted" not in phases, set(phases)
+    # (from the audit trail: with an instant check, PrePromotion can last less than a sampling interval)
+    entered = [e["action"] for e in status["audit"]]
+    assert "PrePromotion" in entered and "DrillEnding" in entered and "Promoted" not in entered, entered
+    assert "Promoted" not in {s.phase for s in samples.observed}
     assert any(e["action"] == "DrillApprovalSkipped" for e in status["audit"])
     assert status["timestamps"].get("promoted") is None and "tag" not in status
     assert [c["phase"] for c in status["checks"]] == ["Passed"]
@@ -107,8 +109,8 @@ def test_a_drill_checks_green_beside_blue_removes_it_and_reports_its_stages(
         "detection": 300, "fix": 600, "review": 300, "gatesAndDeployment": 480, "verification": 120}
     assert "seconds" not in stages["detection"] and "not measured" in stages["detection"]["note"]
     assert stages["review"]["seconds"] == 0
-    for name in ("gatesAndDeployment", "verification"):
-        assert stages[name]["seconds"] > 0 and stages[name]["withinBudget"] is True, stages[name]
+    for name in ("gatesAndDeployment", "verification"):  # whole seconds: either can take under one here
+        assert stages[name]["seconds"] >= 0 and stages[name]["withinBudget"] is True, stages[name]
     assert status["drill"]["outcome"] == "Passed"
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True"

@@ -75,7 +75,9 @@ def test_without_the_admission_policy_nothing_deploys_and_approvals_from_the_gap
         # with nothing enforcing, the requester can write an approval in bob's name: the API server takes it
         forged = json.dumps([{"op": "add", "path": "/spec/approval/approvals/-", "value": {
             "approver": "bob", "decision": "Approve", "groups": ["hotfix:approvers", "system:authenticated"]}}])
-        kube.kubectl("patch", "hfr", NAME, "-n", ns, "--type=json", "-p", forged, user="alice")
+        # (the API server drops the binding from its admission cache a moment after the delete)
+        wait_for("the API server to stop enforcing and take it", lambda: "patched" in kube.kubectl(
+            "patch", "hfr", NAME, "-n", ns, "--type=json", "-p", forged, user="alice", check=False), timeout=30)
         warnings = kube.core.list_namespaced_event(
             ns, field_selector="involvedObject.kind=HotfixRelease,reason=AdmissionPolicyMissing").items
         assert len(warnings) == 1
