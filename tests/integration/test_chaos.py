@@ -53,7 +53,10 @@ SCENARIOS = ("passes", "fails-pre", "fails-post", "aborted")
 PER_SCENARIO = int(os.environ.get("CHAOS_PER_SCENARIO") or 5)  # 5 in every real run; fewer to debug
 AT_ONCE = 5
 MIN_KILLS = 10
-KILL_EVERY = (2.0, 7.0)  # seconds between two kills, drawn uniformly
+# seconds between two kills, drawn uniformly: often until MIN_KILLS are in (so they land while the hotfixes
+# run, however fast they are), then less often, so the operator has time to finish the work between kills
+KILL_EVERY = (1.0, 4.0)
+KILL_EVERY_AFTER = (3.0, 8.0)
 TERMINAL = ("Succeeded", "RolledBack", "Failed", "Rejected", "Expired")
 BEFORE_APPROVAL = (None, "Pending", "Verifying", "Queued")
 # generous: the operator is down for a few seconds after every kill, and everything waits while the API
@@ -279,7 +282,8 @@ def wreak(operator: OperatorProcess, cluster: LocalCluster, kube: Kube, namespac
     chaos = Chaos()
     restart_after = rng.randint(3, 6)
     while True:
-        done, _ = concurrent.futures.wait(futures, timeout=rng.uniform(*KILL_EVERY))
+        every = KILL_EVERY if len(chaos.kills) < MIN_KILLS else KILL_EVERY_AFTER
+        done, _ = concurrent.futures.wait(futures, timeout=rng.uniform(*every))
         if len(done) == len(futures):
             return chaos
         operator.kill()
