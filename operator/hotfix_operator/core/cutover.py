@@ -104,16 +104,13 @@ def green_ready(s: Step, green_hash: str, available: int) -> None:
 
 
 def pre_promotion(s: Step) -> None:
-    green, t = s.obs.green, s.spec.target
+    t = s.spec.target
     blue_hash, green_hash, started = s.bg.blue_hash, s.bg.green_hash, s.status.timestamps.green_available
     if s.obs.service is None or blue_hash is None or green_hash is None or started is None:
         s.roll_back(Reason.TARGET_DISAPPEARED, f"Service {t.service} was deleted before the switch")
         return
     hold_traffic(s, blue_hash, green_hash, "keep traffic on blue while the pre-promotion checks run")
-    if green is None or green.available_replicas < green.replicas:
-        have = f"{green.available_replicas}/{green.replicas} available" if green else "deleted"
-        s.roll_back(Reason.GREEN_UNAVAILABLE, f"green {s.bg.green_deployment} became unavailable during its "
-                    f"pre-promotion checks ({have})")
+    if green_lost(s, "its pre-promotion checks"):
         return
     result = run_stage(s, CheckStage.PRE_PROMOTION, started)
     if result.failed is not None:
@@ -125,6 +122,16 @@ def pre_promotion(s: Step) -> None:
     s.say(f"pre-promotion checks against green {s.bg.green_deployment}: {result.summary}; traffic stays on blue")
     s.wait(min(seconds_to_next(s.status.checks, CheckStage.PRE_PROMOTION, started, s.now) or ACTIVE_REQUEUE,
                ACTIVE_REQUEUE))
+
+
+def green_lost(s: Step, during: str) -> bool:
+    """Roll back when green is gone or short of replicas while it is being judged; True if it was."""
+    green = s.obs.green
+    if green is not None and green.available_replicas >= green.replicas:
+        return False
+    have = f"{green.available_replicas}/{green.replicas} available" if green else "deleted"
+    s.roll_back(Reason.GREEN_UNAVAILABLE, f"green {s.bg.green_deployment} became unavailable during {during} ({have})")
+    return True
 
 
 def run_stage(s: Step, stage: CheckStage, started: datetime.datetime) -> StageVerdict:
@@ -158,16 +165,13 @@ def promote(s: Step, green_hash: str) -> None:
 
 
 def promoted(s: Step) -> None:
-    green, t = s.obs.green, s.spec.target
+    t = s.spec.target
     original, green_hash = s.bg.original_selector, s.bg.green_hash
     if s.obs.service is None or original is None or green_hash is None:
         s.roll_back(Reason.TARGET_DISAPPEARED, f"Service {t.service} was deleted after the switch")
         return
     hold_traffic(s, green_hash, green_hash, "keep traffic on green")
-    if green is None or green.available_replicas < green.replicas:
-        have = f"{green.available_replicas}/{green.replicas} available" if green else "deleted"
-        s.roll_back(Reason.GREEN_UNAVAILABLE, f"green {s.bg.green_deployment} became unavailable during the bake "
-                    f"({have})")
+    if green_lost(s, "the bake"):
         return
     switched = switch(s, green_hash, "green")
     if switched is None:
