@@ -136,6 +136,9 @@ class ConditionType(enum.StrEnum):
     UNDONE = "Undone"
     UNDO_CHECKS = "UndoChecks"
     UNDO_PUBLISHED = "UndoPublished"
+    # an undo the HotfixPolicy wants approved (undo.approvalsRequired), and the post-mortem told of the undo
+    UNDO_APPROVED = "UndoApproved"
+    UNDO_POSTMORTEM_NOTED = "UndoPostmortemNoted"
 
 
 class Reason(enum.StrEnum):
@@ -204,6 +207,9 @@ class Reason(enum.StrEnum):
     UNDO_FAILED = "UndoFailed"
     UNDONE = "Undone"
     UNDO_NOTED = "UndoNoted"
+    UNDO_APPROVED = "UndoApproved"
+    UNDO_REJECTED = "UndoRejected"
+    UNDO_POSTMORTEM_NOTED = "UndoPostmortemNoted"
     # drills
     DRILL_APPROVAL_SKIPPED = "DrillApprovalSkipped"
     DRILL_STOPPED_BEFORE_SWITCH = "DrillStoppedBeforeSwitch"

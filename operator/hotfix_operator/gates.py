@@ -66,6 +66,10 @@ class Gates:
         if not admission.ok:
             return ApprovalCheck(admission)
         authors = [a for a in release.spec.approval.approvals if a.approver != release.spec.requested_by]
+        undo = release.spec.undo
+        if undo is not None:  # an undo's approvers, checked the same way (core.undo_approval)
+            known = {a.approver for a in authors}
+            authors += [a for a in undo.approvals if a.approver != undo.by and a.approver not in known]
         return ApprovalCheck(admission, self.authority.rights(release.namespace, authors))
 
     def check_image(self, release: Release, policies: PolicySource) -> ImageCheck:

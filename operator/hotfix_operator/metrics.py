@@ -247,7 +247,7 @@ class Metrics:
                 self.approval_to_production.labels(namespace=namespace).observe(
                     (ts.promoted - ts.approved).total_seconds())
         undo, old_undo = after.undo, before.undo
-        if undo is not None and undo.decision == "Refused" and old_undo is None:
+        if undo is not None and undo.decision == "Refused" and (old_undo is None or old_undo.decision != "Refused"):
             self.undos.labels(namespace=namespace, outcome="Refused").inc()
         switched, requested = (undo.times.switched, undo.times.requested) if undo else (None, None)
         if switched and requested and not (old_undo and old_undo.times.switched):

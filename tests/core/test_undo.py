@@ -19,15 +19,15 @@ from hotfix_operator.core.lifecycle import checks_due, is_finished, reconcile, w
 from hotfix_operator.core.model import Abort, Release, Status, Undo
 from hotfix_operator.core.observations import CheckPlan
 from hotfix_operator.core.undo import observed_green, undo_name
-from tests.core.test_lifecycle_checks import HEALTH, answers
+from tests.core.test_lifecycle_checks import ERRORS, HEALTH, answers
 from tests.core.world import APP, BLUE_IMAGE, TERMINAL, World, drive
 from tests.support.releases import HOTFIX_IMAGE, release_object, release_spec
 
 
-def hotfix(pre: tuple[dict[str, Any], ...] = (), **rollout: Any) -> Release:
+def hotfix(pre: tuple[dict[str, Any], ...] = (), post: tuple[dict[str, Any], ...] = (), **rollout: Any) -> Release:
     timings = {"progressDeadlineSeconds": 30, "bakeSeconds": 3, "scaleDownDelaySeconds": 1, **rollout}
     spec = release_spec(approvals=(("bob", "Approve"),), rollout=timings,
-                        checks={"prePromotion": list(pre), "postPromotion": []})
+                        checks={"prePromotion": list(pre), "postPromotion": list(post)})
     return release_object(spec)
 
 
@@ -145,6 +145,38 @@ class TestUndo:
         assert world.green is not None and world.green.deleted
         assert is_finished(reconcile(world.release, status, world.observe(status)))
 
+    def test_the_post_promotion_checks_run_again_during_the_undos_bake(self) -> None:
+        world, status = succeeded(hotfix(post=(ERRORS,), bakeSeconds=1))
+        forward_checks = status.checks
+        world.answer = answers({"errors": ["pass"]})
+        world.measured.clear()
+        world.release = with_undo(world.release)
+        status, _ = drive(world, status, never_dark=True)
+        assert status.phase == Phase.UNDONE, status.message
+        assert status.checks == forward_checks
+        assert status.undo is not None
+        assert [(c.name, c.phase, c.measurements) for c in status.undo.checks] == [("errors", CheckPhase.PASSED, 3)]
+        switched, fold = status.undo.times.switched, status.undo.times.fold_started
+        assert switched is not None and fold is not None
+        # measured on the previous version (traffic on it), and the fold waited for all three past the 1 s bake
+        assert world.measured and all(switched <= m.at <= fold for m in world.measured)
+        assert (fold - switched).total_seconds() >= 2
+
+    def test_a_post_promotion_check_failing_during_the_undos_bake_returns_traffic_to_the_hotfix(self) -> None:
+        world, status = succeeded(hotfix(post=(ERRORS,), bakeSeconds=30))
+        world.answer = answers({"errors": ["pass", "fail"]})
+        world.release = with_undo(world.release)
+        status, _ = drive(world, status, never_dark=True)
+        assert status.phase == Phase.UNDO_FAILED, status.message
+        assert "post-promotion check errors" in status.message and "the hotfix" in status.message
+        assert image(world) == HOTFIX_IMAGE and world.selector == APP and world.preview_selector == APP
+        assert world.green is not None and world.green.deleted
+        assert status.undo is not None and status.undo.times.switched is not None, "it failed during the bake"
+        cond = status.condition(ConditionType.UNDO_CHECKS)
+        assert cond is not None and cond.status == "False" and "postPromotion check errors" in cond.message
+        returned = [e for e in status.audit if e.action == Reason.TRAFFIC_SWITCHED]
+        assert "hotfix" in returned[-1].detail
+
     def test_a_previous_version_that_never_comes_up_gives_up_with_the_hotfix_serving(self) -> None:
         world, status = succeeded(hotfix(progressDeadlineSeconds=10))
         world.green_ready_after = None
@@ -214,12 +246,6 @@ class TestRefusals:
         world.now += datetime.timedelta(seconds=61)
         world.release = with_undo(world.release)
         self.assert_refused(world, status, Reason.UNDO_WINDOW_CLOSED)
-
-    def test_a_policy_that_requires_undo_approvals_is_refused_not_skipped(self) -> None:
-        world, status = succeeded(rules=GovernanceRules(undo_approvals_required=1))
-        world.release = with_undo(world.release)
-        status = self.assert_refused(world, status, Reason.UNDO_NEEDS_APPROVAL)
-        assert "requires 1 approval" in status.message
 
     def test_a_deployment_changed_since_the_hotfix_is_refused(self) -> None:
         world, status = succeeded()

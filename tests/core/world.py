@@ -200,6 +200,8 @@ class World:
         if not self.admission.ok:
             return ApprovalCheck(self.admission)
         authors = {a.approver for a in self.release.spec.approval.approvals}
+        if self.release.spec.undo is not None:
+            authors |= {a.approver for a in self.release.spec.undo.approvals}
         return ApprovalCheck(self.admission, {who: who not in self.revoked for who in authors})
 
     def apply(self, action: Action) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hotfix_operator.core.model import Approval, ObservedApproval, Spec
+from hotfix_operator.core.model import Approval, ObservedApproval, Spec, Undo
 
 OnSlaBreach = Literal["Continue", "StopBeforeSwitch"]
 
@@ -83,26 +83,45 @@ class Verdict:
         return tuple(a.approver for a in self.counted)
 
 
-def judge(spec: Spec, rules: GovernanceRules, rights: Mapping[str, bool]) -> Verdict:
-    """The approval rule plus the policy: the requester's own approval never counts, only authors who
-    still hold `approve` count, the first counted Reject ends it; enough approvals for the risk level;
-    one from each required group."""
+def _tally(approvals: tuple[Approval, ...], requester: str, what: str,
+           rights: Mapping[str, bool]) -> tuple[list[Approval], list[str], Approval | None]:
+    """The approvals that count (not the requester's, only authors who still hold `approve`), what was
+    ignored and why, and the first counted Reject (which ends the count)."""
     counted: list[Approval] = []
     ignored: list[str] = []
-    for approval in spec.approval.approvals:
-        if approval.approver == spec.requested_by:
-            ignored.append(f"{approval.approver} requested this hotfix and cannot approve it")
+    for approval in approvals:
+        if approval.approver == requester:
+            ignored.append(f"{approval.approver} requested this {what} and cannot approve it")
             continue
         if rights.get(approval.approver) is not True:
             ignored.append(f"{approval.approver} no longer holds the approve verb here (SubjectAccessReview)")
             continue
         if approval.decision == "Reject":
-            return Verdict(tuple(counted), tuple(ignored), approval, 0, ())
+            return counted, ignored, approval
         counted.append(approval)
+    return counted, ignored, None
+
+
+def judge(spec: Spec, rules: GovernanceRules, rights: Mapping[str, bool]) -> Verdict:
+    """The approval rule plus the policy: the requester's own approval never counts, only authors who
+    still hold `approve` count, the first counted Reject ends it; enough approvals for the risk level;
+    one from each required group."""
+    counted, ignored, rejection = _tally(spec.approval.approvals, spec.requested_by, "hotfix", rights)
+    if rejection is not None:
+        return Verdict(tuple(counted), tuple(ignored), rejection, 0, ())
     missing_groups = tuple(g for g in rules.groups_needed(spec.risk_level)
                            if not any(a.in_group(g) for a in counted))
     missing = max(0, rules.approvals_needed(spec.risk_level) - len(counted))
     return Verdict(tuple(counted), tuple(ignored), None, missing, missing_groups)
+
+
+def judge_undo(undo: Undo, required: int, rights: Mapping[str, bool]) -> Verdict:
+    """An undo's approvals (spec.undo.approvals) under the same rule: the one who asked for the undo
+    (undo.by) never counts, only authors who still hold `approve`, the first counted Reject refuses it;
+    `required` of them (the HotfixPolicy's undo.approvalsRequired, fixed when the release was filed)."""
+    counted, ignored, rejection = _tally(undo.approvals, undo.by, "undo", rights)
+    missing = 0 if rejection is not None else max(0, required - len(counted))
+    return Verdict(tuple(counted), tuple(ignored), rejection, missing, ())
 
 
 def waiting_line(verdict: Verdict, spec: Spec) -> str:
@@ -117,9 +136,15 @@ def waiting_line(verdict: Verdict, spec: Spec) -> str:
 def observe_approvals(seen: tuple[ObservedApproval, ...], spec: Spec, now: datetime.datetime,
                       rights: Mapping[str, bool]) -> tuple[ObservedApproval, ...]:
     """Keep the time each approval was first seen; refresh whether its author may still approve."""
+    return observe(seen, spec.approval.approvals, now, rights)
+
+
+def observe(seen: tuple[ObservedApproval, ...], approvals: tuple[Approval, ...], now: datetime.datetime,
+            rights: Mapping[str, bool]) -> tuple[ObservedApproval, ...]:
+    """observe_approvals for any list of approvals (the hotfix's, or its undo's)."""
     by_name = {o.approver: o for o in seen}
     result = []
-    for approval in spec.approval.approvals:
+    for approval in approvals:
         first = by_name.get(approval.approver)
         observed = first.observed_at if first is not None else now
         result.append(ObservedApproval(approver=approval.approver, decision=approval.decision, observed_at=observed,

@@ -15,7 +15,7 @@ import datetime
 from collections.abc import Callable
 
 from hotfix_operator.api import CheckStage, ConditionType, Phase, Reason
-from hotfix_operator.core import checks, cutover, drill, drill_ending, intake, undo
+from hotfix_operator.core import checks, cutover, drill, drill_ending, intake, undo, undo_approval
 from hotfix_operator.core.actions import Event
 from hotfix_operator.core.check_model import CheckState
 from hotfix_operator.core.conditions import ConditionStatus
@@ -182,8 +182,9 @@ def needs_provenance_check(status: Status) -> bool:
 
 
 def needs_approval_check(status: Status) -> bool:
-    """When filed (to note the admission policy it was filed under) and while awaiting approval."""
-    return status.phase is None or status.phase == Phase.AWAITING_APPROVAL
+    """When filed (to note the admission policy it was filed under), while awaiting approval, and while an
+    undo waits for the approvals the HotfixPolicy asks for (core.undo_approval)."""
+    return status.phase is None or status.phase == Phase.AWAITING_APPROVAL or undo_approval.awaits_approval(status)
 
 
 def needs_rules(status: Status) -> bool:

@@ -52,10 +52,13 @@ class Abort(_Camel):
 
 
 class Undo(_Camel):
-    """Put the version that ran before back, after the hotfix succeeded (admission checks `by`)."""
+    """Put the version that ran before back, after the hotfix succeeded (admission checks `by`). When the
+    HotfixPolicy wants an undo approved, approvers other than `by` append theirs to `approvals`, in the shape
+    and under the identity rules of spec.approval's (admission proves each author and groups)."""
 
     by: str
     reason: str
+    approvals: tuple[Approval, ...] = ()
 
 
 class ApprovalSpec(_Camel):
@@ -171,10 +174,23 @@ class BlueGreen(_Camel):
     switch_warned: bool = False
 
 
+class ObservedApproval(_Camel):
+    """An approval as the operator first saw it: its time is the operator's, never the client's."""
+
+    approver: str
+    decision: Literal["Approve", "Reject"]
+    observed_at: datetime.datetime
+    group: str | None = None
+    # the SubjectAccessReview when it was last counted: does the author still hold `approve`?
+    allowed: bool | None = None
+
+
 class UndoTimes(_Camel):
     """When each step of an undo was first seen (a timestamp, once written, is a fact)."""
 
     requested: datetime.datetime | None = None
+    # an undo the HotfixPolicy wants approved: when its last needed approval was counted
+    approved: datetime.datetime | None = None
     previous_created: datetime.datetime | None = None
     previous_available: datetime.datetime | None = None
     # the active Service's EndpointSlices first listed only the previous version's pods: the bake starts here
@@ -192,10 +208,15 @@ class UndoStatus(_Camel):
 
     by: str
     reason: str
-    # Accepted: under way; Refused: nothing changed (the message says why and what to do)
-    decision: Literal["Accepted", "Refused"]
+    # AwaitingApproval: the HotfixPolicy wants it approved first (the hotfix serves meanwhile); Accepted: under
+    # way; Refused: nothing changed (the message says why and what to do)
+    decision: Literal["AwaitingApproval", "Accepted", "Refused"]
     message: str = ""
     window_ends: datetime.datetime | None = None
+    # approvals of the undo (spec.undo.approvals): how many it needs, who counted, when each was first seen
+    approvals_required: int | None = None
+    approved_by: tuple[str, ...] = ()
+    observed_approvals: tuple[ObservedApproval, ...] = ()
     # what comes back (the forward cutover's record of blue) and what it replaces
     previous_image: str | None = None
     previous_hash: str | None = None
@@ -291,17 +312,6 @@ class PostmortemArea(_FollowupArea):
 
 
 FollowupArea = ReleaseArea | BackportArea | PostmortemArea
-
-
-class ObservedApproval(_Camel):
-    """An approval as the operator first saw it: its time is the operator's, never the client's."""
-
-    approver: str
-    decision: Literal["Approve", "Reject"]
-    observed_at: datetime.datetime
-    group: str | None = None
-    # the SubjectAccessReview when it was last counted: does the author still hold `approve`?
-    allowed: bool | None = None
 
 
 class AuditEntry(_Camel):

@@ -12,22 +12,22 @@ cutover run in reverse:
             status.undo.checks, so status.checks keeps the forward run's record.
   Switch    the active Service is pointed at the helper; the switch counts once its EndpointSlices
             list only the helper's pods (core.traffic), and the bake runs from then with the
-            hotfixed Deployment kept warm.
+            hotfixed Deployment kept warm, the post-promotion checks measured again (fresh copies
+            too); the fold waits for the bake's time and every one of them.
   Fold      the Deployment's image is set back to the previous one while the helper serves; once it
             has rolled out, traffic moves to it, then the helper is removed and both Services get
             their original selectors back. Phase Undone.
-  Return    a failed check, a helper that does not come up or becomes unavailable, or spec.abort
-            (set after the undo was accepted) gives up: traffic goes back to (or never left) the
-            hotfix, the helper is removed, phase UndoFailed says why. The hotfix serves throughout.
+  Return    a failed check (before the switch or during the bake), a helper that does not come up
+            or becomes unavailable, or spec.abort (set after the undo was accepted) gives up: traffic
+            goes back to (or never left) the hotfix, which was kept warm, the helper is removed, and
+            phase UndoFailed says why. The hotfix serves throughout.
 
 The reverse run has its own BlueGreen (status.undo.blueGreen: "blue" is the hotfixed Deployment,
 "green" the helper), so core.traffic's helpers run it unchanged through UndoStep, and the forward
 record in status.blueGreen — which the published evidence is built from — is never touched.
 
-Refused, with the phase left Succeeded and nothing changed: outside the window, a policy that
-requires approvals for an undo (not implemented: see `refusal`), no record of what ran before, or a
-Deployment or Service that no longer is as this hotfix left it (a later release or a person changed
-it). Each says what to do instead: file a new HotfixRelease for the image wanted.
+Accepting or refusing spec.undo (the window, the target unchanged, the approvals the HotfixPolicy asks
+for) is core.undo_request's; this module runs an accepted undo.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from hotfix_operator.core.actions import CreateDeployment, SetContainerImage
 from hotfix_operator.core.check_model import CheckState
 from hotfix_operator.core.checks import StageVerdict, due, failure_line, of_stage, record, seconds_to_next, verdict
 from hotfix_operator.core.manifests import green_deployment, green_name
-from hotfix_operator.core.model import BlueGreen, Release, Status, UndoStatus, UndoTimes
+from hotfix_operator.core.model import BlueGreen, Release, Status, UndoStatus
 from hotfix_operator.core.step import ACTIVE_REQUEUE, Step
 from hotfix_operator.core.traffic import (
     green_pods_left,
@@ -52,22 +52,7 @@ from hotfix_operator.core.traffic import (
     switch,
     tear_down_green,
 )
-
-DEFAULT_WINDOW_SECONDS = 24 * 3600
-# the stage the undo's checks run as (the pre-promotion checks, against the previous version)
-STAGE = CheckStage.PRE_PROMOTION
-
-
-def undo_name(release: Release) -> str:
-    return f"{release.spec.target.deployment[:40]}-undo-{release.uid.replace('-', '')[:8]}"
-
-
-def short(image: str | None) -> str:
-    if not image:
-        return "?"
-    name, _, digest = image.partition("@")
-    return f"{name.rsplit('/', 1)[-1]}@{digest[:19]}…" if digest else image
-
+from hotfix_operator.core.undo_request import BAKE_STAGE, STAGE, short, succeeded, undo_name, window_ends
 
 # -- what the shell asks ---------------------------------------------------------------------------
 
@@ -88,18 +73,11 @@ def run_state(status: Status) -> BlueGreen:
 
 def checks_due(status: Status, now: datetime.datetime) -> tuple[CheckState, ...]:
     undo = status.undo
-    if status.phase != Phase.UNDOING or undo is None or undo.step != "Previous":
+    if status.phase != Phase.UNDOING or undo is None:
         return ()
-    started = undo.times.previous_available
-    return due(undo.checks, STAGE, started, now) if started is not None else ()
-
-
-def window_ends(status: Status) -> datetime.datetime | None:
-    completed = status.timestamps.completed
-    if completed is None:
-        return None
-    seconds = status.undo_window_seconds if status.undo_window_seconds is not None else DEFAULT_WINDOW_SECONDS
-    return completed + datetime.timedelta(seconds=seconds)
+    stage, started = {"Previous": (STAGE, undo.times.previous_available),
+                      "Switch": (BAKE_STAGE, undo.times.switched)}.get(undo.step, (STAGE, None))
+    return due(undo.checks, stage, started, now) if started is not None else ()
 
 
 # -- the reverse run's Step ------------------------------------------------------------------------
@@ -141,95 +119,6 @@ def _as_undo(s: Step) -> UndoStep:
 
 def _merge(s: Step, u: UndoStep) -> None:
     s.status, s.requeue_after = u.status, u.requeue_after
-
-
-# -- Succeeded: judge spec.undo --------------------------------------------------------------------
-
-
-def succeeded(s: Step) -> None:
-    """While the window is open, keep looking for spec.undo; once it is set, accept or refuse it once."""
-    undo, ends = s.spec.undo, window_ends(s.status)
-    if s.status.undo is not None:
-        return
-    if undo is None:
-        if ends is not None and s.now < ends:
-            s.requeue((ends - s.now).total_seconds())  # an undo may still come: stay in view until then
-        elif ends is not None and not s.status.undo_window_closed:
-            s.update(undo_window_closed=True)  # from now on the API server refuses spec.undo itself
-        return
-    refused = refusal(s, ends)
-    if refused is not None:
-        reason, message = refused
-        s.update(undo=UndoStatus(by=undo.by, reason=undo.reason, decision="Refused", message=message,
-                                 window_ends=ends))
-        s.set_condition(ConditionType.UNDONE, "False", reason, message)
-        s.post_event("Warning", Reason.UNDO_REFUSED, message, undo.by)
-        s.add_audit(Reason.UNDO_REFUSED, message, undo.by)
-        s.say(f"hotfix {s.spec.tag} is still live; {message}")
-        return
-    blue, service, bg = s.obs.blue, s.obs.service, s.bg
-    assert blue is not None and service is not None and blue.current_hash is not None
-    name = undo_name(s.release)
-    checks = tuple(fresh(c) for c in of_stage(s.status.checks, STAGE))
-    s.update(undo=UndoStatus(
-        by=undo.by, reason=undo.reason, decision="Accepted", window_ends=ends, previous_image=bg.blue_image,
-        previous_hash=bg.blue_hash, previous_revision=bg.blue_revision, hotfix_image=s.spec.artifact.image,
-        abort_seen=s.spec.abort is not None, checks=checks,
-        blue_green=BlueGreen(blue_hash=blue.current_hash, blue_image=s.spec.artifact.image,
-                             blue_revision=blue.revision, original_selector=bg.original_selector,
-                             preview_original_selector=bg.preview_original_selector, green_deployment=name,
-                             active_hash=blue.current_hash, serving_hash=blue.current_hash, serving_since=s.now),
-        times=UndoTimes(requested=s.now)))
-    message = (f"undo requested by {undo.by} ({undo.reason}): bringing back {short(bg.blue_image)} as Deployment "
-               f"{name} beside the hotfix; traffic stays on the hotfix until "
-               + (f"its {len(checks)} checks pass" if checks else "it is available"))
-    s.set_condition(ConditionType.UNDONE, "False", Reason.UNDO_REQUESTED, message)
-    s.enter(Phase.UNDOING, message, reason=Reason.UNDO_REQUESTED, actor=undo.by)
-
-
-def refusal(s: Step, ends: datetime.datetime | None) -> tuple[str, str] | None:
-    """Why this undo is refused (reason, message saying what to do instead), or None to accept it."""
-    undo, t, bg, blue, service = s.spec.undo, s.spec.target, s.bg, s.obs.blue, s.obs.service
-    assert undo is not None
-    instead = (f"file a new HotfixRelease for the image wanted ({bg.blue_image or 'the previous one'}), which "
-               "goes through provenance and approval")
-    who = f"undo by {undo.by} refused"
-    if ends is None or s.now > ends:
-        allowed = s.status.undo_window_seconds or DEFAULT_WINDOW_SECONDS
-        return Reason.UNDO_WINDOW_CLOSED, (
-            f"{who}: the HotfixPolicy allows an undo for {allowed}s after the hotfix succeeded, until "
-            f"{ends:%Y-%m-%d %H:%M:%S}Z; {instead}" if ends else f"{who}: the hotfix has no completion time; {instead}")
-    if (s.status.undo_approvals_required or 0) > 0:
-        # An approved undo would wait here, as AwaitingApproval does, for that many approvals (admission-
-        # proved, SubjectAccessReview-checked, not by undo.by) before starting. Not built yet: refusing
-        # is the honest answer, since skipping the policy's approvals is not an option.
-        return Reason.UNDO_NEEDS_APPROVAL, (
-            f"{who}: the HotfixPolicy requires {s.status.undo_approvals_required} approval(s) for an undo, which "
-            f"this operator does not count yet; {instead}, or set the policy's undo.approvalsRequired to 0")
-    if bg.blue_image is None or bg.blue_hash is None or bg.original_selector is None:
-        return Reason.UNDO_REFUSED, f"{who}: this release has no record of what ran before it; {instead}"
-    if blue is None or service is None:
-        return Reason.TARGET_DISAPPEARED, f"{who}: Deployment {t.deployment} or Service {t.service} is gone"
-    runs = blue.container_image(t.container)
-    if runs != s.spec.artifact.image:
-        return Reason.UNDO_TARGET_CHANGED, (
-            f"{who}: Deployment {t.deployment} now runs {runs}, not this hotfix (a later release or a person changed "
-            f"it), and an undo would throw that change away; {instead}")
-    if dict(service.selector) != bg.original_selector:
-        return Reason.UNDO_TARGET_CHANGED, (
-            f"{who}: Service {t.service}'s selector is {dict(service.selector)}, not {bg.original_selector} as the "
-            f"hotfix left it; {instead}")
-    if not (blue.rolled_out and blue.current_hash):
-        return Reason.TARGET_NOT_STABLE, (
-            f"{who}: Deployment {t.deployment} is rolling out ({blue.updated_replicas}/{blue.replicas} updated); "
-            f"{instead}")
-    return None
-
-
-def fresh(state: CheckState) -> CheckState:
-    """A check as planned at Verifying (spec, target, headers), with no progress."""
-    return CheckState(name=state.name, stage=state.stage, source=state.source, spec=state.spec, target=state.target,
-                      explicit=state.explicit, address=state.address, headers=state.headers)
 
 
 # -- Undoing ---------------------------------------------------------------------------------------
@@ -286,11 +175,11 @@ def previous(u: UndoStep) -> None:
     u.stamp_undo(previous_available=u.now)
     helper_hash = u.bg.green_hash
     assert helper_hash is not None
-    if undo.checks:
+    if of_stage(undo.checks, STAGE):
         hold_traffic(u, hotfix_hash, helper_hash, "point the preview Service at the previous version for its checks")
         started = u.undo.times.previous_available
         assert started is not None
-        result = run_checks(u, started)
+        result = run_checks(u, STAGE, started)
         if result.failed is not None:
             give_up(u, Reason.CHECK_FAILED, f"{failure_line(result.failed)}; traffic never left the hotfix")
             return
@@ -307,17 +196,22 @@ def previous(u: UndoStep) -> None:
     u.requeue(0)
 
 
-def run_checks(u: UndoStep, started: datetime.datetime) -> StageVerdict:
+def run_checks(u: UndoStep, stage: CheckStage, started: datetime.datetime) -> StageVerdict:
+    """Fold this reconcile's measurements into the undo's copies of `stage`'s checks (none: passed)."""
+    if not of_stage(u.undo.checks, stage):
+        return verdict((), stage)
     states = record(u.undo.checks, u.obs.measurements, started)
     u.update_undo(checks=states)
-    result = verdict(states, STAGE)
+    result = verdict(states, stage)
+    which = stage.value
     if result.failed is not None:
-        u.set_condition(ConditionType.UNDO_CHECKS, "False", Reason.CHECK_FAILED, failure_line(result.failed))
+        u.set_condition(ConditionType.UNDO_CHECKS, "False", Reason.CHECK_FAILED,
+                        f"{which} {failure_line(result.failed)}")
     elif result.passed:
         u.set_condition(ConditionType.UNDO_CHECKS, "True", Reason.CHECKS_PASSED,
-                        f"{len(states)} checks passed against the previous version")
+                        f"{len(of_stage(states, stage))} {which} checks passed against the previous version")
     else:
-        u.set_condition(ConditionType.UNDO_CHECKS, "Unknown", Reason.CHECKS_RUNNING, result.summary)
+        u.set_condition(ConditionType.UNDO_CHECKS, "Unknown", Reason.CHECKS_RUNNING, f"{which}: {result.summary}")
     return result
 
 
@@ -337,11 +231,21 @@ def switched(u: UndoStep) -> None:
     if at is None:
         return
     u.stamp_undo(switched=at)
-    bake_end = at + datetime.timedelta(seconds=u.spec.rollout.bake_seconds)
-    if u.now < bake_end:
+    switched_at = u.undo.times.switched
+    assert switched_at is not None
+    result = run_checks(u, BAKE_STAGE, switched_at)
+    if result.failed is not None:
+        give_up(u, Reason.CHECK_FAILED, f"post-promotion {failure_line(result.failed)} against the previous version "
+                "during the undo's bake; moving traffic back to the hotfix, which was kept warm")
+        return
+    bake_end = switched_at + datetime.timedelta(seconds=u.spec.rollout.bake_seconds)
+    if u.now < bake_end or not result.passed:
+        checks = f"; post-promotion checks {result.summary}" if not result.passed else ""
         u.progress(Reason.ENDPOINTS_ON_GREEN, f"undo: traffic is on the previous version; baking until "
-                   f"{bake_end:%H:%M:%S}Z with the hotfix kept warm")
-        u.wait(min(max((bake_end - u.now).total_seconds(), 0.0) or ACTIVE_REQUEUE, ACTIVE_REQUEUE))
+                   f"{bake_end:%H:%M:%S}Z with the hotfix kept warm{checks}")
+        nxt = seconds_to_next(u.undo.checks, BAKE_STAGE, switched_at, u.now)
+        later = max((bake_end - u.now).total_seconds(), 0.0) or ACTIVE_REQUEUE
+        u.wait(min(later, ACTIVE_REQUEUE, nxt if nxt is not None else ACTIVE_REQUEUE))
         return
     u.update_undo(step="Fold")
     u.stamp_undo(fold_started=u.now)
@@ -446,4 +350,5 @@ def failed(u: UndoStep, reason: str, message: str) -> None:
     u.set_condition(ConditionType.UNDONE, "False", reason, message)
     u.enter(Phase.UNDO_FAILED, message, reason=reason, warning=True)
 
-__all__ = ["UndoStep", "checks_due", "observed_green", "run_state", "succeeded", "undo_name", "undoing"]
+__all__ = ["UndoStep", "checks_due", "observed_green", "run_state", "short", "succeeded", "undo_name", "undoing",
+           "window_ends"]

@@ -1,8 +1,9 @@
-"""kubectl hotfix approve | reject | abort: as yourself, in the shape the admission policy checks
+"""kubectl hotfix approve | reject | abort | undo: as yourself, in the shape the admission policy checks
 (crds/admission.yaml): an approval names its author and carries exactly the author's groups as the
 API server sees them (a SelfSubjectReview, like `kubectl auth whoami`), appended with a JSON patch so
-nothing else changes; an abort sets spec.abort {by: you, reason}. A refusal is the API server's own
-message on one line, with what to do."""
+nothing else changes; an abort sets spec.abort {by: you, reason}. `approve --undo` (and `reject --undo`)
+appends the same entry to spec.undo.approvals instead, for an undo the HotfixPolicy wants approved. A
+refusal is the API server's own message on one line, with what to do."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hotfix_operator.plugin.connection import Connection, Identity, PluginError
 from hotfix_operator.plugin.output import Output
 
 APPROVALS_PATH = "/spec/approval/approvals/-"
+UNDO_APPROVALS_PATH = "/spec/undo/approvals/-"
 
 
 def approval_entry(me: Identity, decision: str, comment: str | None, group: str | None = None) -> dict[str, Any]:
@@ -25,8 +27,9 @@ def approval_entry(me: Identity, decision: str, comment: str | None, group: str 
     return entry
 
 
-def approval_patch(entry: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"op": "add", "path": APPROVALS_PATH, "value": entry}]
+def approval_patch(entry: dict[str, Any], undo: bool = False) -> list[dict[str, Any]]:
+    """Append `entry` to the hotfix's approvals, or (undo) to its undo's."""
+    return [{"op": "add", "path": UNDO_APPROVALS_PATH if undo else APPROVALS_PATH, "value": entry}]
 
 
 def abort_patch(me: Identity, reason: str) -> dict[str, Any]:
@@ -40,6 +43,9 @@ def add_decision_arguments(parser: argparse.ArgumentParser, comment_required: bo
                         else "what you reviewed (recorded with your approval)")
     parser.add_argument("--group", help="approve as a member of this group (e.g. hotfix-security, "
                                         "when the policy requires one); admission checks you are in it")
+    parser.add_argument("--undo", action="store_true",
+                        help="decide on the undo of a Succeeded hotfix (spec.undo, when the HotfixPolicy "
+                             "wants an undo approved) instead of the hotfix itself")
 
 
 def undo_patch(me: Identity, reason: str) -> dict[str, Any]:
@@ -69,9 +75,11 @@ def decide(args: argparse.Namespace, conn: Connection, out: Output, decision: st
         raise PluginError("reject needs --comment: say why, so the requester knows what to change", 2)
     me = conn.whoami()
     verb, done = ("approve", "approved") if decision == "Approve" else ("reject", "rejected")
-    conn.patch(args.name, approval_patch(approval_entry(me, decision, comment or None, args.group)),
-               f"{verb} {conn.namespace}/{args.name} as {me.username}")
-    out.line(f"hotfixrelease.hotfix.dev/{args.name} {done} by {me.username}; "
+    undo = bool(getattr(args, "undo", False))
+    what = "the undo of " if undo else ""
+    conn.patch(args.name, approval_patch(approval_entry(me, decision, comment or None, args.group), undo),
+               f"{verb} {what}{conn.namespace}/{args.name} as {me.username}")
+    out.line(f"hotfixrelease.hotfix.dev/{args.name} {'undo ' if undo else ''}{done} by {me.username}; "
              f"follow it: kubectl hotfix status {args.name} -n {conn.namespace} --watch")
     return 0
 

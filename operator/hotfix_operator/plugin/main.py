@@ -46,9 +46,10 @@ def parser() -> argparse.ArgumentParser:
     create.add_arguments(_verb(sub, "create", "file a HotfixRelease from flags or -f FILE, checked first", True))
     drill.add_arguments(_verb(sub, "drill", "rehearse a hotfix: green up and checked beside blue, then removed; "
                                             "no traffic moves", True))
-    decide.add_decision_arguments(_verb(sub, "approve", "approve a HotfixRelease as yourself"), False)
-    decide.add_decision_arguments(_verb(sub, "reject", "reject a HotfixRelease as yourself (--comment says why)"),
-                                  True)
+    decide.add_decision_arguments(_verb(sub, "approve", "approve a HotfixRelease (or, with --undo, its undo) as "
+                                                        "yourself"), False)
+    decide.add_decision_arguments(_verb(sub, "reject", "reject a HotfixRelease (or, with --undo, its undo) as "
+                                                       "yourself (--comment says why)"), True)
     decide.add_abort_arguments(_verb(sub, "abort", "stop a HotfixRelease and put production back"))
     decide.add_abort_arguments(_verb(sub, "undo", "put back the version that ran before a Succeeded hotfix"))
     status.add_arguments(_verb(sub, "status", "where a HotfixRelease stands; --watch to follow it", True))
