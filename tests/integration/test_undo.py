@@ -5,8 +5,11 @@ refused undos change nothing; a killed operator still ends Undone with the publi
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +17,7 @@ import pytest
 
 from localcluster.cluster import LocalCluster
 from localcluster.signing import LocalSigner
-from tests.integration.conftest import POLICY_LABEL, FileHotfix, OperatorProcess, approve, whoami
+from tests.integration.conftest import POLICY_LABEL, FileHotfix, OperatorProcess, approval, approve, whoami
 from tests.integration.github_fixtures import (  # noqa: F401  (fixtures)
     GitHubNamespace,
     followup_operator,
@@ -194,6 +197,79 @@ def test_once_the_window_closed_the_api_server_refuses_an_undo(
     refused(api_as("alice").patch(ns, NAME, undo_by("alice")), 422, "the undo window of this hotfix has closed; "
             "file a new HotfixRelease")
     assert "undo" not in kube.release(ns, NAME)["spec"]
+
+
+@pytest.fixture
+def undo_approvals(kube: Kube, namespace: str, test_policy: str) -> Iterator[str]:
+    """A HotfixPolicy like the test one that wants one approval for an undo, governing `namespace` alone."""
+    base = kube.custom.get_cluster_custom_object("hotfix.dev", "v1alpha1", "hotfixpolicies", test_policy)
+    name = f"undo-approvals-{namespace}"[:63]
+    spec = {**base["spec"], "namespaceSelector": {"matchLabels": {POLICY_LABEL: name}},
+            "undo": {"approvalsRequired": 1}}
+    kube.apply({"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixPolicy", "metadata": {"name": name},
+                "spec": spec}, "default")
+    kube.kubectl("label", "namespace", namespace, f"{POLICY_LABEL}={name}", "--overwrite")
+    yield namespace
+    kube.kubectl("delete", "hotfixpolicy", name, "--wait=false", check=False)
+
+
+def add_undo_approval(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"op": "add", "path": "/spec/undo/approvals/-", "value": entry}]
+
+
+def test_an_undo_the_policy_wants_approved_waits_for_an_approver_other_than_its_requester(
+    kube: Kube, undo_approvals: str, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess,
+    api_as: ApiFor
+) -> None:
+    ns = quickstart
+    previous = image_of(kube, ns)
+    done = succeeded(kube, ns, file_hotfix)
+    assert done["status"]["undoApprovalsRequired"] == 1
+    hotfix = done["spec"]["artifact"]["image"]
+    refused(api_as("alice").patch(ns, NAME, {"spec": {"undo": {**undo_by("alice")["spec"]["undo"],
+                                                              "approvals": [approval(kube, "bob")]}}}), 403,
+            "spec.undo is set without approvals; approvers add theirs to spec.undo.approvals once it is set")
+    undo(kube, ns, "alice")
+    waiting = wait_for("the undo waiting for its approval", lambda: (
+        obj if condition(obj := kube.release(ns, NAME), "UndoApproved") else None), timeout=30)
+    status = waiting["status"]
+    assert status["phase"] == "Succeeded" and status["undo"]["decision"] == "AwaitingApproval", status
+    hint = condition(waiting, "UndoApproved")
+    assert hint["reason"] == "UndoNeedsApproval", hint
+    assert f"kubectl hotfix approve {NAME} -n {ns} --undo" in hint["message"]
+    assert status["waitingFor"] == "1 approval(s) of the undo from someone other than alice"
+    # forged, self and duplicate approvals: each refused by the API server, nothing changes
+    refused(api_as("mallory").patch(ns, NAME, add_undo_approval(approval(kube, "mallory"))), 403,
+            'User "mallory" cannot patch resource')
+    refused(api_as("alice").patch(ns, NAME, add_undo_approval(approval(kube, "bob"))), 403,
+            "an undo approval must name its author: you are alice, so set approver: alice")
+    refused(api_as("alice").patch(ns, NAME, add_undo_approval(approval(kube, "alice"))), 403,
+            "alice requested this undo and cannot approve or reject it; ask another approver")
+    refused(api_as("bob").patch(ns, NAME, add_undo_approval(approval(kube, "bob"))
+                                + add_undo_approval(approval(kube, "carol"))), 403,
+            "add one undo approval per request, your own")
+    refused(api_as("bob").patch(ns, NAME, add_undo_approval({**approval(kube, "bob"), "groups": ["hotfix:admins"]})),
+            403, "an undo approval records the groups of its author exactly as the API server sees them")
+    time.sleep(2)
+    assert kube.release(ns, NAME)["spec"]["undo"]["approvals"] == []
+    assert kube.release(ns, NAME)["status"]["phase"] == "Succeeded"
+    assert image_of(kube, ns) == hotfix and deployments(kube, ns) == ["checkout"]
+    # bob approves the undo with the plugin, as himself
+    plugin = Path(sys.executable).parent / "kubectl-hotfix"
+    ran = subprocess.run([str(plugin), "--kubeconfig", str(kube.cluster.user_kubeconfig("bob")), "approve", NAME,
+                          "-n", ns, "--undo", "--comment", "the old version is known good"],
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert "undo approved by bob" in ran.stdout
+    finished = kube.wait_phase(ns, NAME, "Undone", "UndoFailed", timeout=90)
+    status = finished["status"]
+    assert status["phase"] == "Undone", status["message"]
+    assert_original_shape(kube, ns, previous)
+    assert status["undo"]["approvedBy"] == ["bob"] and "waitingFor" not in status
+    assert condition(finished, "UndoApproved")["status"] == "True"
+    undoing = next(a for a in status["audit"] if a["action"] == "Undoing")
+    assert undoing["actor"] == "bob" and "approved by bob" in undoing["detail"]
+    assert [a["action"] for a in status["audit"]].count("UndoApproved") == 1
 
 
 UPDATE_RELEASE = ("PATCH", "/repos/{owner}/{repo}/releases/{release_id}")
