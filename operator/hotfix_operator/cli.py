@@ -9,16 +9,105 @@ import logging
 import os
 import sys
 import urllib.parse
+from typing import TYPE_CHECKING
 
 from hotfix_operator import verify_command
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from hotfix_operator import leader
+    from hotfix_operator.controller import Controller
+    from hotfix_operator.metrics import Metrics
 
 
 def _run(args: argparse.Namespace) -> int:
     import kopf
-    from kubernetes import client, config
+    from kubernetes import client
     from prometheus_client import start_http_server
 
-    from hotfix_operator import handlers
+    from hotfix_operator import handlers, leader
+    from hotfix_operator.metrics import Metrics
+
+    identity = args.identity if args.identity is not None else leader.default_identity()
+    refusal = _refuse_run_args(args, identity)
+    if refusal:
+        print(f"hotfix-operator run: {refusal}", file=sys.stderr)
+        return 2
+    _load_kube_config(args.kubeconfig)
+    metrics = Metrics()
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
+    # nothing that acts is built before this process may act
+    elector = _lead(args, identity, metrics) if args.leader_elect else None
+    metrics.leader.set(1)
+    api = client.ApiClient()
+    api.user_agent = _user_agent(identity)  # the API server's audit log names the replica that wrote
+    namespaces = args.namespace or []
+    try:
+        asyncio.run(kopf.operator(standalone=True, clusterwide=not namespaces, namespaces=namespaces,
+                                  memo=handlers.shared_memo(_controller(args, api, metrics)),
+                                  liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz"
+                                  if args.health_port else None))
+    finally:
+        if elector is not None:
+            elector.release()
+    return 0
+
+
+def _load_kube_config(kubeconfig: str | None) -> None:
+    from kubernetes import config
+
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig
+        config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        return
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+
+
+def _user_agent(identity: str) -> str:
+    return f"hotfix-operator ({identity})"
+
+
+def _refuse_run_args(args: argparse.Namespace, identity: str) -> str | None:
+    from hotfix_operator.core import leadership
+
+    if not args.leader_elect:
+        return None
+    if not identity.strip():
+        return "--identity is empty: give each replica a name of its own (the pod name by default)"
+    return leadership.check_lease_seconds(args.lease_seconds) or leadership.check_lease_name(args.lease_name or "")
+
+
+def _lead(args: argparse.Namespace, identity: str, metrics: Metrics) -> leader.Elector:
+    """Block until this process holds the Lease (serving /healthz meanwhile), then keep it renewed."""
+    from kubernetes import client
+
+    from hotfix_operator import leader
+    from hotfix_operator.core import leadership
+
+    metrics.leader.set(0)
+    api = client.ApiClient()  # its own connections: renewals never queue behind the reconciles' requests
+    api.user_agent = _user_agent(identity)
+    name = args.lease_name or leadership.default_lease_name(args.namespace or ())
+    lock = leader.LeaseLock(api, args.lease_namespace or args.operator_namespace, name,
+                            timeout=leadership.retry_period(args.lease_seconds) * 0.8)
+    elector = leader.Elector(lock, identity, args.lease_seconds,
+                             on_change=lambda leading: metrics.leader.set(int(leading)))
+    health = leader.HealthServer(args.health_port, elector.healthy) if args.health_port else None
+    try:
+        elector.acquire()
+    finally:
+        if health is not None:
+            health.close()
+    elector.start_renewing()
+    return elector
+
+
+def _controller(args: argparse.Namespace, api: ApiClient, metrics: Metrics) -> Controller:
     from hotfix_operator.adapters.authorization import ApprovalAuthority
     from hotfix_operator.adapters.kube import KubeAdapter
     from hotfix_operator.adapters.policies import PolicyResolver
@@ -26,25 +115,14 @@ def _run(args: argparse.Namespace) -> int:
     from hotfix_operator.controller import Controller
     from hotfix_operator.followup_runner import FollowupRunner, FollowupSettings
     from hotfix_operator.gates import Gates
-    from hotfix_operator.metrics import Metrics
     from hotfix_operator.notifier import Notifier
     from hotfix_operator.probes import Probes
 
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = args.kubeconfig
-        config.load_kube_config(config_file=args.kubeconfig)  # type: ignore[no-untyped-call]
-    else:
-        try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except config.ConfigException:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
     plain_http = frozenset(args.plain_http_registry or ())
 
     def registry(credentials: RegistryCredentials | None) -> RegistryClient:
         return RegistryClient(credentials=credentials, ca_file=args.registry_ca_file, plain_http_hosts=plain_http)
 
-    metrics = Metrics()
-    api = client.ApiClient()
     followup = FollowupRunner(FollowupSettings(
         check_seconds=args.postmortem_check_seconds, deadline_seconds=args.postmortem_deadline_seconds,
         github_write_interval=args.github_write_interval, backoff_seconds=args.followup_backoff_seconds))
@@ -52,17 +130,8 @@ def _run(args: argparse.Namespace) -> int:
                   api_server=_host_port(api.configuration.host))
     kube, policies = KubeAdapter(api), PolicyResolver(api, args.operator_namespace)
     probes = Probes(kube, policies, api_server=_host_port(api.configuration.host))
-    controller = Controller(kube, policies, gates, metrics, probes=probes, followup=followup,
-                            notifier=Notifier(policies, metrics))
-    if args.metrics_port:
-        start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
-
-    namespaces = args.namespace or []
-    asyncio.run(kopf.operator(standalone=True, clusterwide=not namespaces, namespaces=namespaces,
-                              memo=handlers.shared_memo(controller),
-                              liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz"
-                              if args.health_port else None))
-    return 0
+    return Controller(kube, policies, gates, metrics, probes=probes, followup=followup,
+                      notifier=Notifier(policies, metrics))
 
 
 def _host_port(url: str) -> str:
@@ -102,6 +171,21 @@ def _env_float(name: str, default: float | None) -> float | None:
     return float(value) if value else default
 
 
+def _add_election_arguments(run: argparse.ArgumentParser) -> None:
+    election = run.add_argument_group(
+        "leader election", "run several replicas (or shards) safely: only the holder of a coordination.k8s.io "
+        "Lease acts; the others wait, and take over when it is not renewed")
+    election.add_argument("--leader-elect", action="store_true",
+                          help="act only while holding the Lease; exit 3 at once when it cannot be renewed in time")
+    election.add_argument("--lease-name", help="the Lease (default hotfix-operator; with --namespace, "
+                          "hotfix-operator-<hash of the namespaces>, so each shard has its own)")
+    election.add_argument("--lease-namespace", help="where the Lease lives (default: --operator-namespace)")
+    election.add_argument("--identity", help="this replica's name in the Lease (default: $POD_NAME, else "
+                          "<hostname>_<pid>); unique per replica")
+    election.add_argument("--lease-seconds", type=int, default=15,
+                          help="how long a Lease not renewed stays held (renewed every third of it)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hotfix-operator", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--followup-backoff-seconds", type=float,
                      default=_env_float("HOTFIX_FOLLOWUP_BACKOFF_SECONDS", 5.0),
                      help="first retry delay after a GitHub outage (doubles per attempt, at most 300 s)")
+    _add_election_arguments(run)
     run.add_argument("-v", "--verbose", action="store_true")
     pm = sub.add_parser("postmortems", help="list hotfix tags without a post-mortem on the default branch",
                         description="Lists hotfix tags of a repository whose docs/releases/HOTFIX_POSTMORTEMS/"

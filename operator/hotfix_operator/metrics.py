@@ -165,6 +165,8 @@ class Metrics:
                                         registry=r)
         self.reconcile_duration = Histogram("hotfix_reconcile_duration_seconds", "Wall time of one reconcile",
                                             buckets=_RECONCILE_BUCKETS, registry=r)
+        self.leader = Gauge("hotfix_leader", "1 while this process acts: it holds the leader Lease (--leader-elect) "
+                            "or runs without election; 0 on a standby", registry=r)
         self.fleet = _Fleet(clock)
         r.register(self.fleet)
         self._namespaces: set[str] = set()

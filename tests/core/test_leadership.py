@@ -104,7 +104,8 @@ def test_timings_fit_several_renewals_into_the_deadline() -> None:
     assert leadership.retry_period(LEASE) == 5.0
     assert leadership.renew_deadline(LEASE) == 10.0
     # a renewal fails one period after the last good one: three more tries still fit before the deadline
-    assert 3 * leadership.after_failed_renewal(LEASE) < leadership.renew_deadline(LEASE) - leadership.retry_period(LEASE)
+    left = leadership.renew_deadline(LEASE) - leadership.retry_period(LEASE)
+    assert 3 * leadership.after_failed_renewal(LEASE) < left
 
 
 def test_bad_settings_are_refused_with_what_to_fix() -> None:
