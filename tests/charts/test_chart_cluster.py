@@ -68,7 +68,7 @@ def test_every_rendered_object_passes_a_server_side_dry_run(kube: Kube, monitori
     kinds = {d["kind"] for d in docs}
     assert {"CustomResourceDefinition", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
             "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount", "Deployment", "Service",
-            "ServiceMonitor", "PrometheusRule", "ConfigMap", "HotfixPolicy"} <= kinds
+            "ServiceMonitor", "PrometheusRule", "ConfigMap", "HotfixPolicy", "PodDisruptionBudget"} <= kinds
     out = kube.kubectl("apply", "--server-side", "--dry-run=server", "--force-conflicts",
                        "--field-manager=chart-dry-run", "-f", "-",
                        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
@@ -89,8 +89,17 @@ def test_helm_install_then_upgrade_into_a_namespace(cluster: LocalCluster, kube:
     for kind, name in [("deployment", "hotfix-operator"), ("serviceaccount", "hotfix-operator"),
                        ("role", "hotfix-operator"), ("rolebinding", "hotfix-operator"),
                        ("service", "hotfix-operator-metrics"), ("servicemonitor", "hotfix-operator"),
-                       ("prometheusrule", "hotfix-operator")]:
+                       ("prometheusrule", "hotfix-operator"), ("poddisruptionbudget", "hotfix-operator")]:
         kube.kubectl("get", kind, name, "-n", ns)
+    # the chart's Role lets the operator's service account hold the Lease in its namespace, and only there
+    sa = f"system:serviceaccount:{ns}:hotfix-operator"
+    for verb in ("create", "get", "update"):
+        resource = "leases.coordination.k8s.io" if verb == "create" else "leases.coordination.k8s.io/hotfix-operator"
+        assert kube.kubectl("auth", "can-i", verb, resource, "-n", ns, "--as", sa, check=False).startswith("yes")
+    assert kube.kubectl("auth", "can-i", "update", "leases.coordination.k8s.io/other", "-n", ns, "--as", sa,
+                        check=False).startswith("no")
+    replicas = kube.kubectl("get", "deployment", "hotfix-operator", "-n", ns, "-o", "jsonpath={.spec.replicas}")
+    assert replicas == "2"
     kube.kubectl("get", "clusterrolebinding", f"hotfix-operator-{ns}")
     policy = json.loads(kube.kubectl("get", "hotfixpolicy", ns, "-o", "json"))
     assert policy["spec"]["sla"] == {"targetSeconds": 900}
