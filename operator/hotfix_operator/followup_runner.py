@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from hotfix_operator.adapters.policies import GitHubSettings
 from hotfix_operator.core import followup as core
 from hotfix_operator.core.followup import Config, Failure, FollowupDecision, Step
+from hotfix_operator.core.followup_results import UndoNoteResult
 from hotfix_operator.core.model import Release, Status
 from hotfix_operator.core.records import approvals_of, evidence_files, timeline_of
 from hotfix_operator.publishing import (
@@ -47,6 +48,7 @@ from hotfix_operator.publishing import (
     ensure_backport,
     ensure_overdue_issue,
     ensure_postmortem_pr,
+    ensure_postmortem_undo_comment,
     ensure_release,
     ensure_tag,
     ensure_undo_note,
@@ -158,6 +160,11 @@ def run_step(step: Step, session: GitHubSession, facts: HotfixFacts, status: Sta
         return check_postmortem(session, facts, now)
     if step == Step.UNDO_NOTE:
         return ensure_undo_note(session, facts, undo_facts(status))
+    if step == Step.UNDO_POSTMORTEM:
+        number = status.postmortem.number if status.postmortem else None
+        if number is None:  # the post-mortem was already on the default branch: no pull request to tell
+            return UndoNoteResult("", created=False)
+        return ensure_postmortem_undo_comment(session, facts, undo_facts(status), number)
     postmortem_url = status.postmortem.pull_request if status.postmortem else None
     return ensure_overdue_issue(session, facts, now=now, postmortem_pull_request_url=postmortem_url)
 

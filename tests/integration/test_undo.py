@@ -273,6 +273,7 @@ def test_an_undo_the_policy_wants_approved_waits_for_an_approver_other_than_its_
 
 
 UPDATE_RELEASE = ("PATCH", "/repos/{owner}/{repo}/releases/{release_id}")
+CREATE_COMMENT = ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments")
 UNDO_MARKER = "<!-- hotfix-operator: undone -->"
 
 
@@ -282,7 +283,7 @@ def on_github(kube: Kube, signer: LocalSigner, github: LoopbackGitHub, seeder: C
     yield from github_namespace(kube, signer, github, seeder, quickstart)
 
 
-def test_killing_the_operator_mid_undo_still_ends_undone_with_the_release_notes_told_once(
+def test_killing_the_operator_mid_undo_still_ends_undone_with_the_release_notes_and_post_mortem_told_once(
     kube: Kube, cluster: LocalCluster, signer: LocalSigner, on_github: GitHubNamespace,
     followup_operator: OperatorProcess,  # noqa: F811
 ) -> None:
@@ -294,9 +295,10 @@ def test_killing_the_operator_mid_undo_still_ends_undone_with_the_release_notes_
     kube.wait_phase(ns, NAME, "Succeeded", "Failed", "RolledBack", timeout=120)
     wait_for("the release published", lambda: condition(kube.release(ns, NAME), "Released").get("status") == "True",
              timeout=120)
-    notes_writes = gh.writes(*UPDATE_RELEASE)
+    notes_writes, comment_writes = gh.writes(*UPDATE_RELEASE), gh.writes(*CREATE_COMMENT)
     undo(kube, ns, "alice", "checkout errors doubled an hour after the hotfix")
-    # SIGKILL it at each step of the undo as it is first seen, and right after the notes are written
+    # SIGKILL it at each step of the undo as it is first seen, and right after the notes and the post-mortem
+    # pull request's comment are written
     killed: set[str] = set()
     deadline = time.monotonic() + 180
     while True:
@@ -306,14 +308,17 @@ def test_killing_the_operator_mid_undo_still_ends_undone_with_the_release_notes_
         mark = f"{status['phase']}/{step}"
         if gh.writes(*UPDATE_RELEASE) > notes_writes and "notes" not in killed:
             mark = "notes"
+        if gh.writes(*CREATE_COMMENT) > comment_writes and "comment" not in killed:
+            mark = "comment"
         if mark not in killed and mark != "Succeeded/":
             killed.add(mark)
             followup_operator.kill()
             followup_operator.start()
-        if condition(kube.release(ns, NAME), "UndoPublished").get("status") == "True":
+        now = kube.release(ns, NAME)
+        if all(condition(now, c).get("status") == "True" for c in ("UndoPublished", "UndoPostmortemNoted")):
             break
         time.sleep(0.05)
-    assert {"Undoing/Previous", "Undoing/Switch", "notes"} <= killed, killed
+    assert {"Undoing/Previous", "Undoing/Switch", "notes", "comment"} <= killed, killed
     done = kube.wait_phase(ns, NAME, "Undone", "UndoFailed", timeout=60)
     assert done["status"]["phase"] == "Undone", done["status"]["message"]
     assert_original_shape(kube, ns, previous)
@@ -326,4 +331,12 @@ def test_killing_the_operator_mid_undo_still_ends_undone_with_the_release_notes_
     assert "by alice because:** checkout errors doubled an hour after the hotfix" in body
     assert f"`{previous}` again" in body
     assert hosted.git.resolve("refs/tags/v4.1.2-hotfix.1^{commit}") == repo.hotfix_commit, "the tag stays"
-    assert [a["action"] for a in kube.release(ns, NAME)["status"]["audit"]].count("UndoNoted") == 1
+    status = kube.release(ns, NAME)["status"]
+    assert [a["action"] for a in status["audit"]].count("UndoNoted") == 1
+    # the post-mortem placeholder's pull request is told once, with the same line
+    number = status["postmortem"]["number"]
+    told = [c for c in hosted.comments if c.issue_number == number]
+    assert len(told) == 1, [c.body for c in told]
+    assert told[0].body.startswith(UNDO_MARKER) and "by alice because:** checkout errors doubled" in told[0].body
+    assert status["postmortem"]["undoComment"].endswith(f"/pull/{number}#issuecomment-{told[0].id}")
+    assert [a["action"] for a in status["audit"]].count("UndoPostmortemNoted") == 1

@@ -104,6 +104,8 @@ def plan(release: Release, status: Status, now: datetime.datetime, config: Confi
             continue  # never publish a release whose tag is not there
         if step == Step.UNDO_NOTE and not is_done(Step.RELEASE, status):
             continue  # the undo line goes into the published release's notes
+        if step == Step.UNDO_POSTMORTEM and not is_done(Step.POSTMORTEM_PR, status):
+            continue  # and onto the post-mortem's pull request, once there is one
         failed = _last_failure(status, step)
         if failed is not None:
             if failed.retry_at is not None and now < failed.retry_at:
@@ -129,7 +131,7 @@ def plan(release: Release, status: Status, now: datetime.datetime, config: Confi
 def _applies(step: Step, status: Status) -> bool:
     if step == Step.OVERDUE_ISSUE:
         return _postmortem(status).state == PostmortemState.OVERDUE
-    if step == Step.UNDO_NOTE:
+    if step in (Step.UNDO_NOTE, Step.UNDO_POSTMORTEM):
         return status.phase == Phase.UNDONE
     return True
 

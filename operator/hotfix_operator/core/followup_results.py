@@ -28,7 +28,9 @@ class ReleaseResult:
 
 @dataclass(frozen=True)
 class UndoNoteResult:
-    """The release notes carry the undo line (created: added now; False: it was already there)."""
+    """The release notes, or the post-mortem pull request's comments, carry the undo line (created: added
+    now; False: it was already there). html_url is empty when there was nothing to tell: a post-mortem
+    already on the default branch, with no pull request."""
 
     html_url: str
     created: bool

@@ -32,6 +32,8 @@ class Step(StrEnum):
     UNDO_NOTE = "UndoNote"
     BACKPORT = "Backport"
     POSTMORTEM_PR = "PostmortemPullRequest"
+    # after an undo (phase Undone): the post-mortem pull request gets one comment with that line
+    UNDO_POSTMORTEM = "UndoPostmortemComment"
     POSTMORTEM_CHECK = "PostmortemCheck"
     OVERDUE_ISSUE = "OverdueIssue"
 
@@ -39,6 +41,8 @@ class Step(StrEnum):
 Result = (TagResult | ReleaseResult | BackportResult | PostmortemPullRequestResult | PostmortemCheck | IssueRef
           | UndoNoteResult)
 AreaName = str  # "release" | "backport" | "postmortem": the Status field
+# status.postmortem.undoComment when the post-mortem had no pull request to comment on
+NO_PULL_REQUEST = "none"
 
 
 @dataclass
@@ -112,6 +116,20 @@ def _record_undo_note(rec: Recorder, outcome: UndoNoteResult) -> None:
     rec.set_condition(ConditionType.UNDO_PUBLISHED, "True", Reason.UNDO_NOTED, detail)
     rec.add_audit(Reason.UNDO_NOTED, detail)
     rec.post_event("Normal", Reason.UNDO_NOTED, detail)
+
+
+def _record_undo_postmortem(rec: Recorder, outcome: UndoNoteResult) -> None:
+    rec.succeeded(Step.UNDO_POSTMORTEM, undo_comment=outcome.html_url or NO_PULL_REQUEST)
+    if outcome.html_url:
+        detail = f"the post-mortem pull request of {rec.release.spec.tag} was told of the undo: {outcome.html_url}" + (
+            "" if outcome.created else " (already there)")
+    else:
+        detail = (f"the post-mortem of {rec.release.spec.tag} was already on the default branch, with no pull "
+                  "request to tell of the undo; add it to the post-mortem by hand")
+    rec.set_condition(ConditionType.UNDO_POSTMORTEM_NOTED, "True" if outcome.html_url else "False",
+                      Reason.UNDO_POSTMORTEM_NOTED if outcome.html_url else Reason.NOT_NEEDED, detail)
+    rec.add_audit(Reason.UNDO_POSTMORTEM_NOTED, detail)
+    rec.post_event("Normal" if outcome.html_url else "Warning", Reason.UNDO_POSTMORTEM_NOTED, detail)
 
 
 def _record_backport(rec: Recorder, outcome: BackportResult) -> None:
@@ -202,6 +220,8 @@ RULES: dict[Step, StepRule] = {
                             _record_backport),
     Step.POSTMORTEM_PR: StepRule("postmortem", ConditionType.POSTMORTEM_FILED,
                                  lambda st: bool(_postmortem(st).filed) or _complete(st), _record_postmortem_pr),
+    Step.UNDO_POSTMORTEM: StepRule("postmortem", ConditionType.UNDO_POSTMORTEM_NOTED,
+                                   lambda st: bool(_postmortem(st).undo_comment), _record_undo_postmortem),
     Step.POSTMORTEM_CHECK: StepRule("postmortem", ConditionType.POSTMORTEM_COMPLETE, _complete,
                                     _record_postmortem_check),
     Step.OVERDUE_ISSUE: StepRule("postmortem", ConditionType.POSTMORTEM_OVERDUE,

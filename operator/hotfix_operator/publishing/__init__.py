@@ -41,7 +41,7 @@ from .releases import ensure_release
 from .rendering import OVERDUE_LABEL
 from .session import GitHubSession, GitIdentity
 from .tags import ensure_tag
-from .undo import UndoFacts, ensure_undo_note
+from .undo import UndoFacts, ensure_postmortem_undo_comment, ensure_undo_note
 
 __all__ = [
     "OVERDUE_LABEL",
@@ -71,6 +71,7 @@ __all__ = [
     "ensure_backport",
     "ensure_overdue_issue",
     "ensure_postmortem_pr",
+    "ensure_postmortem_undo_comment",
     "ensure_release",
     "ensure_tag",
     "ensure_undo_note",

@@ -140,6 +140,11 @@ def undo_line(facts: HotfixFacts, undo: UndoLike) -> str:
             f"`{undo.previous_image}` again; the tag {facts.tag} stays as the record of what ran.")
 
 
+def postmortem_undo_comment(facts: HotfixFacts, undo: UndoLike) -> str:
+    return (f"{undo_line(facts, undo)}\n\nThe post-mortem ({facts.postmortem_path}) should cover the undo too: "
+            "what the hotfix made worse, and how it was seen.")
+
+
 # -- backport ----------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from .model import (
     AppInstallation,
     HostedRepository,
     Issue,
+    IssueComment,
     Label,
     PullRequest,
     Release,
@@ -120,6 +121,8 @@ class GitHubState:
             "issues/list-for-repo": self.list_issues,
             "issues/create": self.create_issue,
             "issues/get": self.get_issue,
+            "issues/list-comments": self.list_comments,
+            "issues/create-comment": self.create_comment,
             "issues/get-label": self.get_label,
             "issues/create-label": self.create_label,
             "repos/get-content": self.get_content,
@@ -492,6 +495,27 @@ class GitHubState:
         if number in repo.pulls:
             return ApiResponse.json(200, rep.pull_request_as_issue(self.urls, repo, repo.pulls[number]))
         raise not_found()
+
+    def _commented(self, call: Call) -> tuple[HostedRepository, int]:
+        repo = self.repository(call)
+        number = int(call.param("issue_number"))
+        if number not in repo.issues and number not in repo.pulls:
+            raise not_found()
+        return repo, number
+
+    def list_comments(self, call: Call) -> ApiResponse:
+        repo, number = self._commented(call)
+        mine = sorted((c for c in repo.comments if c.issue_number == number), key=lambda c: c.id)
+        return self._page(call, [rep.issue_comment(self.urls, repo, c) for c in mine])
+
+    def create_comment(self, call: Call) -> ApiResponse:
+        repo, number = self._commented(call)
+        now = utc_now()
+        comment = IssueComment(id=self.next_id(), issue_number=number, body=str(call.json()["body"]),
+                               user=call.caller, created_at=now, updated_at=now)
+        repo.comments.append(comment)
+        body = rep.issue_comment(self.urls, repo, comment)
+        return ApiResponse.json(201, body, {"Location": body["url"]})
 
     def _ensure_label(self, repo: HostedRepository, name: str) -> Label:
         existing = repo.label(name)

@@ -100,6 +100,18 @@ class Issue:
 
 
 @dataclass
+class IssueComment:
+    """A comment on an issue or a pull request (GitHub keeps both as issue comments)."""
+
+    id: int
+    issue_number: int
+    body: str
+    user: Account
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass
 class HostedRepository:
     id: int
     owner: Account
@@ -113,6 +125,7 @@ class HostedRepository:
     pulls: dict[int, PullRequest] = field(default_factory=dict)
     issues: dict[int, Issue] = field(default_factory=dict)
     labels: dict[str, Label] = field(default_factory=dict)
+    comments: list[IssueComment] = field(default_factory=list)
     # Issues and pull requests share one number sequence on GitHub.
     numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 

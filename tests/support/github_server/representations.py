@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from .git_store import TagObject, TreeEntry
-from .model import Account, HostedRepository, Issue, Label, PullRequest, Release, ReleaseAsset
+from .model import Account, HostedRepository, Issue, IssueComment, Label, PullRequest, Release, ReleaseAsset
 
 
 @dataclass(frozen=True)
@@ -375,6 +375,23 @@ def issue(urls: Urls, repo: HostedRepository, item: Issue) -> dict[str, Any]:
         "created_at": timestamp(item.created_at),
         "updated_at": timestamp(item.updated_at),
         "closed_at": timestamp(item.closed_at),
+        "author_association": "MEMBER",
+    }
+
+
+def issue_comment(urls: Urls, repo: HostedRepository, comment: IssueComment) -> dict[str, Any]:
+    api = urls.repo_api(repo)
+    kind = "pull" if comment.issue_number in repo.pulls else "issues"
+    return {
+        "id": comment.id,
+        "node_id": f"IC_{comment.id}",
+        "url": f"{api}/issues/comments/{comment.id}",
+        "body": comment.body,
+        "html_url": f"{urls.repo_web(repo)}/{kind}/{comment.issue_number}#issuecomment-{comment.id}",
+        "user": account(urls, comment.user),
+        "created_at": timestamp(comment.created_at),
+        "updated_at": timestamp(comment.updated_at),
+        "issue_url": f"{api}/issues/{comment.issue_number}",
         "author_association": "MEMBER",
     }
 
