@@ -4,6 +4,7 @@ the release needs more reconciles. The cluster itself is the toy world of the co
 
 from __future__ import annotations
 
+import copy
 import datetime
 from typing import Any, cast
 
@@ -33,6 +34,9 @@ class FakeKube:
         self.calls: list[str] = []
         self.events: list[Event] = []
         self.gone = False
+        # as a watch cache: each cached observe returns what the previous one saw (one reconcile behind)
+        self.cached = False
+        self._behind: Observations | None = None
 
     def get_release(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.calls.append("get")
@@ -45,12 +49,17 @@ class FakeKube:
 
     def observe(self, release: Release, status: Status, now: datetime.datetime, image: ImageCheck | None,
                 provenance: ProvenanceCheck | None = None, *, rules: GovernanceRules | None = None,
-                approvals: ApprovalCheck | None = None) -> Observations:
-        self.calls.append("observe")
+                approvals: ApprovalCheck | None = None, live: bool = False) -> Observations:
         self.world.now = now
         observed = self.world.observe()
-        return Observations(**{**observed.__dict__, "image": image, "provenance": provenance, "rules": rules,
-                               "approvals": approvals})
+        if self.cached and not live:
+            self.calls.append("observe:cache")
+            # a watch's copy is whole and does not change under the reader (World's views share its dicts)
+            observed, self._behind = self._behind or copy.deepcopy(observed), copy.deepcopy(observed)
+        else:
+            self.calls.append("observe:live" if self.cached else "observe")
+        return Observations(**{**observed.__dict__, "now": now, "image": image, "provenance": provenance,
+                               "rules": rules, "approvals": approvals})
 
     def write_status(self, release: Release, status: Status) -> None:
         self.calls.append("write")
@@ -154,6 +163,26 @@ def test_status_is_written_before_any_action_and_events_come_last() -> None:
     assert kube.calls[:2] == ["get", "observe"]
     assert write < min(acts), kube.calls
     assert not events or min(events) > max(acts), kube.calls
+
+
+def test_on_a_cache_one_reconcile_behind_nothing_is_removed_before_a_live_look_and_traffic_never_drops() -> None:
+    controller, kube, _ = controller_for(approved())
+    kube.cached = True
+    deletes = 0
+    for _ in range(120):
+        kube.calls.clear()
+        outcome = controller.reconcile_once("shop", "checkout-hotfix")
+        for i, call in enumerate(kube.calls):
+            if call == "act:DeleteDeployment":
+                deletes += 1
+                assert "observe:live" in kube.calls[:i], kube.calls
+        assert kube.world.serving() > 0
+        if outcome.phase == Phase.SUCCEEDED:
+            break
+        kube.world.tick()
+    assert outcome.phase == Phase.SUCCEEDED and deletes >= 1
+    # only the decisions that remove something look again
+    assert kube.calls.count("observe:live") == 0
 
 
 def test_each_gate_runs_only_in_its_phase_and_resolves_the_policy_once() -> None:

@@ -31,6 +31,10 @@ ROLE_GREEN = "green"
 ROLE_PREVIOUS = "previous"
 # the Deployment controller's revision counter, recorded at Deploying
 ANNOTATION_REVISION = "deployment.kubernetes.io/revision"
+# the label the EndpointSlice controller puts on a Service's slices
+LABEL_SERVICE_NAME = "kubernetes.io/service-name"
+# on a HotfixRelease the operator has nothing left to do for, ever: it gets no daemon, even after a restart
+LABEL_SETTLED = "hotfix.dev/settled"
 # Annotations on green, for a person reading `kubectl get deploy -o yaml`.
 ANNOTATION_TAG = "hotfix.dev/tag"
 ANNOTATION_INCIDENT = "hotfix.dev/incident"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from hotfix_operator.adapters.kube import KubeAdapter
 from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ReconcilePolicies
 from hotfix_operator.api import OPERATOR, Phase
-from hotfix_operator.core.actions import Action, SetServiceSelector
+from hotfix_operator.core.actions import Action, SetServiceSelector, removes_objects
 from hotfix_operator.core.lifecycle import (
     checks_due,
     followups_due,
@@ -115,13 +115,13 @@ class Controller:
         observations = self.kube.observe(release, status, now, image, provenance, rules=rules, approvals=approvals)
         measured = self.probes.measure(release, status, checks_due(status, now), now)
         observations = dataclasses.replace(observations, check_plan=plan, measurements=measured)
-        decision = self.carry_out(release, status, reconcile(release, status, observations), now)
+        decision = self.carry_out(release, status, self.decide(release, status, observations), now)
         due = checks_due(decision.status, now)
         if due and decision.status.phase != status.phase:
             # a stage of checks just began: its first measurements need not wait for another reconcile
             again = dataclasses.replace(with_selectors(observations, decision.actions), check_plan=None,
                                         measurements=self.probes.measure(release, decision.status, due, now))
-            decision = self.carry_out(release, decision.status, reconcile(release, decision.status, again), now)
+            decision = self.carry_out(release, decision.status, self.decide(release, decision.status, again), now)
         current = self.tell(release, decision.status, now, policies)
         wake = self.notifier.wake_in(release, current, now) if self.notifier is not None else None
         outcome = Outcome(decision.status.phase, _sooner(decision.requeue_after, wake),
@@ -129,6 +129,19 @@ class Controller:
         if followups_due(current) and self.followup is not None:
             return self.follow_up(release, current, outcome, policies)
         return outcome
+
+    def decide(self, release: Release, status: Status, observations: Observations) -> Decision:
+        """The core's decision; one that removes something is made again on live reads when the first was
+        made on the watch cache, which may be a few milliseconds behind: an old view can show the other
+        side serving when it no longer is, and nothing may be removed on that."""
+        decision = reconcile(release, status, observations)
+        if self.kube.cached and removes_objects(decision.actions):
+            live = self.kube.observe(release, status, observations.now, observations.image, observations.provenance,
+                                     rules=observations.rules, approvals=observations.approvals, live=True)
+            live = dataclasses.replace(live, check_plan=observations.check_plan,
+                                       measurements=observations.measurements)
+            decision = reconcile(release, status, live)
+        return decision
 
     def carry_out(self, release: Release, status: Status, decision: Decision, now: datetime.datetime) -> Decision:
         """Write the decided status, then act, then tell (the order core.lifecycle relies on)."""

@@ -1,7 +1,11 @@
 """Every Kopf registration, kept thin: credentials from the loaded kubeconfig; one daemon per
-HotfixRelease drives reconciles; changes to the object, and to the Deployments and EndpointSlices
-its cutover waits on, wake it at once; deleting a release mid-cutover first puts production back
-the way it was.
+HotfixRelease drives reconciles (none for a settled one); Kopf indexes keep what the cutover decides on
+(Deployments, ReplicaSets, Services, EndpointSlices, pods: adapters.watch_cache), and a change to any of
+them wakes the releases that wait on it at once; deleting a release mid-cutover first puts production
+back the way it was.
+
+Every handler here is `async`: Kopf runs those on its event loop, where the wake-up events live, instead
+of handing each watch event to a thread.
 
 The handlers share the Controller and the per-release wake-up events through Kopf's `memo`
 (`shared_memo()` builds it; `hotfix-operator run` passes it to kopf.operator), not module globals.
@@ -10,16 +14,24 @@ The handlers share the Controller and the per-release wake-up events through Kop
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import kopf
 from kubernetes import client
 
-from hotfix_operator.api import API_GROUP, API_VERSION, FINALIZER, KOPF_PREFIX, PLURAL
+from hotfix_operator.adapters import watch_cache
+from hotfix_operator.api import (
+    API_GROUP,
+    API_VERSION,
+    FINALIZER,
+    KOPF_PREFIX,
+    LABEL_SERVICE_NAME,
+    LABEL_SETTLED,
+    PLURAL,
+)
 from hotfix_operator.controller import Controller
 from hotfix_operator.core.lifecycle import holds_production
 from hotfix_operator.core.model import Status
@@ -32,7 +44,6 @@ DELETE_CLEANUP_SECONDS = 120.0
 
 # (namespace, kind, name) -> uids of the releases a change to that object should wake
 Interest = dict[tuple[str, str, str], set[str]]
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 def shared_memo(controller: Controller) -> kopf.Memo:
@@ -52,11 +63,20 @@ def _interest(memo: kopf.Memo) -> Interest:
     return cast(Interest, memo.interest)
 
 
-def _wake_interested(memo: kopf.Memo, key: tuple[str, str, str]) -> None:
-    for uid in _interest(memo).get(key, ()):
+def _poke(memo: kopf.Memo, uids: Iterable[str]) -> None:
+    for uid in uids:
         event = _pokes(memo).get(uid)
         if event is not None:
             event.set()
+
+
+def _wake_interested(memo: kopf.Memo, key: tuple[str, str, str]) -> None:
+    _poke(memo, list(_interest(memo).get(key, ())))
+
+
+def _wake_namespace(memo: kopf.Memo, namespace: str) -> None:
+    """Every release waiting on something in `namespace` (a pod's readiness counts for any of them)."""
+    _poke(memo, {uid for key, uids in _interest(memo).items() if key[0] == namespace for uid in uids})
 
 
 def _register(memo: kopf.Memo, uid: str, namespace: str, watches: tuple[tuple[str, str], ...]) -> None:
@@ -94,30 +114,91 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 
 @kopf.on.event(*RESOURCE)
-def wake(uid: str, memo: kopf.Memo, **_: Any) -> None:
-    event = _pokes(memo).get(uid)
-    if event is not None:
-        event.set()
+async def wake(uid: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    _controller(memo).kube.cache.attach(kwargs)  # Kopf passes its indexes to every handler, by name
+    _poke(memo, (uid,))
+
+
+# -- the watch cache: one index per kind, and the wake-ups its changes cause (after Kopf updated the index) --
+
+@kopf.index("apps", "v1", "deployments")
+async def deployment_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): watch_cache.deployment_entry(body)}
+
+
+@kopf.index("apps", "v1", "replicasets")
+async def replicaset_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    owner = watch_cache.replicaset_owner(body)
+    return {(namespace, owner): watch_cache.replicaset_entry(body)} if owner else {}
+
+
+@kopf.index("", "v1", "services")
+async def service_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): watch_cache.service_entry(body)}
+
+
+@kopf.index("discovery.k8s.io", "v1", "endpointslices")
+async def endpoint_index(namespace: str | None, labels: Mapping[str, str], body: kopf.Body,
+                         **_: Any) -> dict[Any, Any]:
+    service = labels.get(LABEL_SERVICE_NAME)
+    return {(namespace, service): watch_cache.endpoint_entry(body)} if service else {}
+
+
+@kopf.index("", "v1", "pods")
+async def pod_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {namespace: watch_cache.pod_entry(body)}
 
 
 @kopf.on.event("apps", "v1", "deployments")
-def deployment_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def deployment_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     # green becoming available, the folded Deployment rolling out: no need to wait for the next poll
     _wake_interested(memo, (namespace or "", "Deployment", name))
 
 
+@kopf.on.event("apps", "v1", "replicasets")
+async def replicaset_changed(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # a Deployment's current pod-template-hash comes from its ReplicaSet
+    for owner in body.get("metadata", {}).get("ownerReferences") or []:
+        if owner.get("controller") and owner.get("kind") == "Deployment":
+            _wake_interested(memo, (namespace or "", "Deployment", owner.get("name", "")))
+
+
+@kopf.on.event("", "v1", "services")
+async def service_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    _wake_interested(memo, (namespace or "", "Service", name))
+
+
 @kopf.on.event("discovery.k8s.io", "v1", "endpointslices")
-def endpoints_changed(namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **_: Any) -> None:
+async def endpoints_changed(namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **_: Any) -> None:
     # a switch is confirmed when the active Service's EndpointSlices list only the new side's pods
-    service = labels.get(SERVICE_NAME_LABEL)
+    service = labels.get(LABEL_SERVICE_NAME)
     if service:
         _wake_interested(memo, (namespace or "", "Service", service))
 
 
-@kopf.daemon(*RESOURCE, cancellation_timeout=5.0)  # type: ignore[arg-type]
+@kopf.on.event("", "v1", "pods")
+async def pod_changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    # which side's pods are ready decides whether a switch shows on the EndpointSlices
+    _wake_namespace(memo, namespace or "")
+
+
+async def _sleep(stopped: kopf.DaemonStopped, poke: asyncio.Event, seconds: float) -> None:
+    """Until `seconds` pass, the release is poked, or the daemon is asked to stop (no polling tick)."""
+    if poke.is_set() or stopped:
+        return
+    waits = {asyncio.ensure_future(poke.wait()), asyncio.ensure_future(stopped.wait())}
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+
+
+@kopf.daemon(*RESOURCE, cancellation_timeout=5.0, labels={LABEL_SETTLED: kopf.ABSENT})  # type: ignore[arg-type]
 async def drive(stopped: kopf.DaemonStopped, name: str, namespace: str, uid: str, memo: kopf.Memo,
-                **_: Any) -> None:
+                **kwargs: Any) -> None:
     controller, pokes = _controller(memo), _pokes(memo)
+    controller.kube.cache.attach(kwargs)  # Kopf passes its indexes to every handler, by name
     poke = pokes.setdefault(uid, asyncio.Event())
     failures = 0
     try:
@@ -135,22 +216,31 @@ async def drive(stopped: kopf.DaemonStopped, name: str, namespace: str, uid: str
                 failures = 0
                 _register(memo, uid, namespace, outcome.watches)
                 if outcome.done:
+                    if outcome.phase is not None:
+                        await _settle(controller, namespace, name)
                     return
                 delay = IDLE_RECHECK_SECONDS if outcome.requeue_after is None else outcome.requeue_after
-            deadline = time.monotonic() + delay
-            while not stopped and not poke.is_set() and time.monotonic() < deadline:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(poke.wait(), timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+            await _sleep(stopped, poke, delay)
     finally:
         pokes.pop(uid, None)
         _register(memo, uid, namespace, ())
 
 
+async def _settle(controller: Controller, namespace: str, name: str) -> None:
+    # Labelled once, when nothing is left to do: after a restart Kopf starts no daemon for it, so years of
+    # finished releases cost no reconcile and no write.
+    try:
+        await asyncio.to_thread(controller.kube.mark_settled, namespace, name)
+    except Exception:  # it only saves work after a restart: the next start reconciles it once more
+        log.warning("%s/%s: could not label it settled", namespace, name, exc_info=True)
+
+
 @kopf.on.delete(*RESOURCE)  # type: ignore[arg-type]
 async def put_production_back(name: str, namespace: str, status: dict[str, Any], memo: kopf.Memo,
-                              **_: Any) -> None:
+                              **kwargs: Any) -> None:
     if not holds_production(Status.model_validate(status or {})):
         return
+    _controller(memo).kube.cache.attach(kwargs)
     log.warning("%s/%s deleted mid-cutover: rolling back before letting it go", namespace, name)
     controller = _controller(memo)
     deadline = time.monotonic() + DELETE_CLEANUP_SECONDS

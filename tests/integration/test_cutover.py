@@ -4,11 +4,13 @@ a real image in a TLS registry. Traffic is judged by the EndpointSlices the cont
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
 import pytest
 
+from hotfix_operator.api import LABEL_SETTLED as SETTLED
 from tests.integration.conftest import FileHotfix, OperatorProcess, abort, approval, approve
 from tests.kube import Kube, wait_for
 from tests.support.cutover import APP, assert_original_shape, condition, pods_by_hash
@@ -182,6 +184,28 @@ def test_a_reject_decision_stops_the_hotfix_before_production_changes(
     assert done["status"]["message"] == "rejected by carol: reviewed the diff"
     assert condition(done, "Approved")["reason"] == "ApprovalRejected"
     assert [d.metadata.name for d in kube.apps.list_namespaced_deployment(ns).items] == ["checkout"]
+
+
+def test_a_finished_hotfix_is_labelled_settled_and_a_restart_leaves_it_untouched(
+    kube: Kube, quickstart: str, file_hotfix: FileHotfix, running_operator: OperatorProcess
+) -> None:
+    ns = quickstart
+    file_hotfix(ns)
+    kube.wait_phase(ns, "checkout-hotfix", "AwaitingApproval")
+    approve(kube, ns, "checkout-hotfix", approver="carol", decision="Reject")
+    kube.wait_phase(ns, "checkout-hotfix", "Rejected")
+    settled = wait_for("the rejected release to be labelled settled", lambda: (
+        obj if (obj := kube.release(ns, "checkout-hotfix"))["metadata"].get("labels", {}).get(SETTLED) == "true"
+        else None), timeout=30)
+    running_operator.kill()
+    running_operator.start()
+    wait_for("the restarted operator to read from its watches",
+             lambda: "from the watches" in running_operator.log_tail(400), timeout=60)
+    time.sleep(3)
+    after = kube.release(ns, "checkout-hotfix")
+    assert after["metadata"]["resourceVersion"] == settled["metadata"]["resourceVersion"], \
+        "a settled release is not written to after a restart"
+    assert after["status"] == settled["status"]
 
 
 def test_the_requester_cannot_approve_their_own_hotfix(

@@ -14,7 +14,27 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from hotfix_operator.api import API_GROUP, API_VERSION, LABEL_RELEASE_UID, OPERATOR, PLURAL, POD_TEMPLATE_HASH, Phase
+from hotfix_operator.adapters.watch_cache import (
+    Entry,
+    WatchCache,
+    deployment_entry,
+    endpoint_entry,
+    pod_entry,
+    replicaset_entry,
+    replicaset_owner,
+    service_entry,
+)
+from hotfix_operator.api import (
+    API_GROUP,
+    API_VERSION,
+    LABEL_RELEASE_UID,
+    LABEL_SERVICE_NAME,
+    LABEL_SETTLED,
+    OPERATOR,
+    PLURAL,
+    POD_TEMPLATE_HASH,
+    Phase,
+)
 from hotfix_operator.core.actions import (
     Action,
     CreateDeployment,
@@ -36,24 +56,25 @@ from hotfix_operator.core.undo import observed_green
 from hotfix_operator.formats import parse_utc_iso
 
 log = logging.getLogger(__name__)
-REVISION = "deployment.kubernetes.io/revision"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
 
-def _ready_ips(pods: list[dict[str, Any]], release_uid: str) -> tuple[dict[str, frozenset[str]], int]:
+def _ready_ips(pods: list[Entry], release_uid: str) -> tuple[dict[str, frozenset[str]], int]:
     """Ready pod IPs per pod-template-hash, and how many pods (any state) belong to this release's green."""
     ready: dict[str, set[str]] = {}
     green_pods = 0
     for pod in pods:
-        meta, pod_status = pod["metadata"], pod.get("status") or {}
-        labels = meta.get("labels") or {}
+        labels = pod["labels"]
         if labels.get(LABEL_RELEASE_UID) == release_uid:
             green_pods += 1
-        ip = pod_status.get("podIP")
-        if "deletionTimestamp" not in meta and ip and _pod_ready(pod_status):
-            ready.setdefault(labels.get(POD_TEMPLATE_HASH, ""), set()).add(ip)
+        if not pod["deleting"] and pod["ip"] and pod["ready"]:
+            ready.setdefault(labels.get(POD_TEMPLATE_HASH, ""), set()).add(pod["ip"])
     return {h: frozenset(ips) for h, ips in ready.items()}, green_pods
+
+
+def _matches(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
 
 
 def _selector_string(labels: Mapping[str, str]) -> str:
@@ -61,12 +82,14 @@ def _selector_string(labels: Mapping[str, str]) -> str:
 
 
 class KubeAdapter:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, cache: WatchCache | None = None) -> None:
         self.api = api
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
         self.discovery = client.DiscoveryV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        # what the watches saw; until Kopf's indexes are attached (and in unit tests) every read is live
+        self.cache = cache if cache is not None else WatchCache()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="observe")
 
     # -- reads ----------------------------------------------------------------------------------
@@ -88,28 +111,29 @@ class KubeAdapter:
                 return None
             raise
 
+    @property
+    def cached(self) -> bool:
+        """Whether observe() reads the watch cache (else it reads the API server)."""
+        return self.cache.attached
+
     def observe(self, release: Release, status: Status, now: datetime.datetime,
                 image: ImageCheck | None, provenance: ProvenanceCheck | None = None, *,
-                rules: GovernanceRules | None = None, approvals: ApprovalCheck | None = None) -> Observations:
+                rules: GovernanceRules | None = None, approvals: ApprovalCheck | None = None,
+                live: bool = False) -> Observations:
+        """What the lifecycle decides on: from the watch cache once attached, else (or when `live`) from
+        the API server."""
         ns, t = release.namespace, release.spec.target
-        # The reads are independent: issued together, a reconcile waits for the slowest, not their sum.
-        pool = self._pool
-        blue_f = pool.submit(self._deployment, ns, t.deployment)
-        service_f = pool.submit(self._service, ns, t.service)
-        preview_f = pool.submit(self._service, ns, t.preview_service) if t.preview_service else None
-        green_f = pool.submit(self._deployment, ns, observed_green(release, status))
-        slices_f = pool.submit(self._endpoint_ips, ns, t.service)
-        pinned = status.blue_green.original_selector
-        pods_f = pool.submit(self._pods, ns, pinned) if pinned else None
-        service = service_f.result()
-        app_selector = pinned or (
-            {k: v for k, v in service.selector.items() if k != POD_TEMPLATE_HASH} if service else None)
-        if pods_f is None and app_selector:
-            pods_f = pool.submit(self._pods, ns, app_selector)
-        ips_by_hash, green_pods = _ready_ips(pods_f.result() if pods_f else [], release.uid)
-        blue, green = blue_f.result(), green_f.result()
-        preview = preview_f.result() if preview_f else None
-        endpoints = slices_f.result() if service else frozenset()
+        green_name = observed_green(release, status)
+        if self.cache.attached and not live:
+            blue, green = self._cached_deployment(ns, t.deployment), self._cached_deployment(ns, green_name)
+            service, preview = self._cached_service(ns, t.service), (
+                self._cached_service(ns, t.preview_service) if t.preview_service else None)
+            endpoints = self.cache.endpoint_ips(ns, t.service) if service else frozenset()
+            pods = self._select(self.cache.pods(ns), status, service)
+        else:
+            blue, green, service, preview, endpoints, pods = self._live_views(ns, t.deployment, green_name, t.service,
+                                                                              t.preview_service, status)
+        ips_by_hash, green_pods = _ready_ips(pods, release.uid)
         return Observations(
             now=now, blue=blue, service=service, preview_service=preview, green=green,
             endpoint_ips=endpoints,
@@ -118,10 +142,47 @@ class KubeAdapter:
             rules=rules, approvals=approvals,
         )
 
-    def _pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.read(self.core.list_namespaced_pod, namespace,
-                                                label_selector=_selector_string(selector)).get("items", [])
-        return items
+    def _live_views(self, ns: str, blue_name: str, green_name: str, service_name: str, preview_name: str | None,
+                    status: Status) -> tuple[DeploymentView | None, DeploymentView | None, ServiceView | None,
+                                             ServiceView | None, frozenset[str], list[Entry]]:
+        # The reads are independent: issued together, a reconcile waits for the slowest, not their sum.
+        pool = self._pool
+        blue_f = pool.submit(self._deployment, ns, blue_name)
+        service_f = pool.submit(self._service, ns, service_name)
+        preview_f = pool.submit(self._service, ns, preview_name) if preview_name else None
+        green_f = pool.submit(self._deployment, ns, green_name)
+        slices_f = pool.submit(self._endpoint_ips, ns, service_name)
+        pinned = status.blue_green.original_selector
+        pods_f = pool.submit(self._pods, ns, pinned) if pinned else None
+        service = service_f.result()
+        app_selector = _app_selector(status, service)
+        if pods_f is None and app_selector:
+            pods_f = pool.submit(self._pods, ns, app_selector)
+        pods = pods_f.result() if pods_f else []
+        endpoints = slices_f.result() if service else frozenset()
+        return (blue_f.result(), green_f.result(), service, preview_f.result() if preview_f else None, endpoints,
+                pods)
+
+    def _select(self, pods: list[Entry], status: Status, service: ServiceView | None) -> list[Entry]:
+        selector = _app_selector(status, service)
+        return [p for p in pods if _matches(p["labels"], selector)] if selector else []
+
+    def _cached_deployment(self, namespace: str, name: str) -> DeploymentView | None:
+        entry = self.cache.deployment(namespace, name)
+        if entry is None:
+            return self._deployment(namespace, name) if self.cache.may_lag(namespace, name) else None
+        sets = self.cache.replica_sets(namespace, entry["uid"])
+        current = next((rs["hash"] for rs in sets if entry["revision"] and rs["revision"] == entry["revision"]), None)
+        return _deployment_view(name, entry, current)
+
+    def _cached_service(self, namespace: str, name: str) -> ServiceView | None:
+        entry = self.cache.service(namespace, name)
+        return None if entry is None else ServiceView(name=name, selector=dict(entry["selector"]))
+
+    def _pods(self, namespace: str, selector: Mapping[str, str]) -> list[Entry]:
+        items = self.read(self.core.list_namespaced_pod, namespace,
+                          label_selector=_selector_string(selector)).get("items", [])
+        return [pod_entry(pod) for pod in items]
 
     def green_pods(self, release: Release) -> list[dict[str, Any]]:
         """This release's green pods as the API server lists them (for the kubernetes check)."""
@@ -136,32 +197,19 @@ class KubeAdapter:
             if exc.status == 404:
                 return None
             raise
-        spec, st = raw.get("spec", {}), raw.get("status", {})
-        selector = spec.get("selector", {}).get("matchLabels", {})
-        return DeploymentView(
-            name=name, generation=raw["metadata"].get("generation", 0),
-            observed_generation=st.get("observedGeneration", 0), replicas=spec.get("replicas", 1),
-            updated_replicas=st.get("updatedReplicas", 0), available_replicas=st.get("availableReplicas", 0),
-            current_hash=self._current_hash(namespace, raw, selector), selector=selector,
-            pod_template=spec.get("template", {}), labels=raw["metadata"].get("labels") or {},
-            stuck_reason=_stuck_reason(st.get("conditions") or []),
-            revision=(raw["metadata"].get("annotations") or {}).get(REVISION),
-        )
+        entry = deployment_entry(raw)
+        return _deployment_view(name, entry, self._current_hash(namespace, entry))
 
-    def _current_hash(self, namespace: str, deployment: dict[str, Any], selector: Mapping[str, str]) -> str | None:
+    def _current_hash(self, namespace: str, deployment: Entry) -> str | None:
         """The pod-template-hash of the ReplicaSet that runs the Deployment's current revision."""
-        revision = (deployment["metadata"].get("annotations") or {}).get(REVISION)
-        if revision is None:
+        if deployment["revision"] is None:
             return None
-        uid = deployment["metadata"]["uid"]
-        listed = self.read(self.apps.list_namespaced_replica_set, namespace, label_selector=_selector_string(selector))
+        listed = self.read(self.apps.list_namespaced_replica_set, namespace,
+                           label_selector=_selector_string(deployment["selector"]))
         for rs in listed.get("items", []):
-            meta = rs["metadata"]
-            owners = meta.get("ownerReferences") or []
-            if any(o.get("uid") == uid and o.get("controller") for o in owners) and \
-                    (meta.get("annotations") or {}).get(REVISION) == revision:
-                value = (meta.get("labels") or {}).get(POD_TEMPLATE_HASH)
-                return str(value) if value else None
+            entry = replicaset_entry(rs)
+            if replicaset_owner(rs) == deployment["uid"] and entry["revision"] == deployment["revision"]:
+                return str(entry["hash"]) if entry["hash"] else None
         return None
 
     def _service(self, namespace: str, name: str) -> ServiceView | None:
@@ -171,17 +219,12 @@ class KubeAdapter:
             if exc.status == 404:
                 return None
             raise
-        return ServiceView(name=name, selector=dict(svc.get("spec", {}).get("selector") or {}))
+        return ServiceView(name=name, selector=service_entry(svc)["selector"])
 
     def _endpoint_ips(self, namespace: str, service: str) -> frozenset[str]:
-        ips: set[str] = set()
         slices = self.read(self.discovery.list_namespaced_endpoint_slice, namespace,
-                           label_selector=f"kubernetes.io/service-name={service}")
-        for endpoint_slice in slices.get("items", []):
-            for endpoint in endpoint_slice.get("endpoints") or []:
-                if (endpoint.get("conditions") or {}).get("ready") is not False:  # unset means ready, per the API
-                    ips.update(endpoint.get("addresses") or [])
-        return frozenset(ips)
+                           label_selector=f"{LABEL_SERVICE_NAME}={service}")
+        return frozenset(ip for s in slices.get("items", []) for ip in endpoint_entry(s))
 
     def _queue_ahead(self, release: Release) -> tuple[str, ...]:
         listed = self.read(self.custom.list_namespaced_custom_object, API_GROUP, API_VERSION, release.namespace,
@@ -210,6 +253,16 @@ class KubeAdapter:
                                                           release.name, patch, _content_type=JSON_PATCH,
                                                           _preload_content=False)
 
+    def mark_settled(self, namespace: str, name: str) -> None:
+        """Label a release the operator has nothing left to do for (api.LABEL_SETTLED)."""
+        patch = {"metadata": {"labels": {LABEL_SETTLED: "true"}}}
+        try:
+            self.custom.patch_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, name, patch,
+                                                       _preload_content=False)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     def execute(self, release: Release, action: Action) -> str:
         """Carry out one action; returns a line for the log. Safe to repeat."""
         ns = release.namespace
@@ -217,12 +270,14 @@ class KubeAdapter:
             selector_patch = [{"op": "replace", "path": "/spec/selector", "value": dict(action.selector)}]
             self.core.patch_namespaced_service(action.service, ns, selector_patch, _content_type=JSON_PATCH,
                                                _preload_content=False)
+            self.cache.wrote_selector(ns, action.service, action.selector)
             return f"Service {action.service} selector -> {dict(action.selector)} ({action.why})"
         if isinstance(action, CreateDeployment):
             name = action.manifest["metadata"]["name"]
             try:
                 self.apps.create_namespaced_deployment(ns, dict(action.manifest),  # type: ignore[arg-type]
                                                        _preload_content=False)
+                self.cache.created_deployment(ns, name)
             except ApiException as exc:
                 if exc.status != 409:
                     raise
@@ -271,8 +326,22 @@ class KubeAdapter:
             log.warning("could not post Event %s for %s/%s: %s", reason, release.namespace, release.name, exc)
 
 
-def _pod_ready(pod_status: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in pod_status.get("conditions") or [])
+def _app_selector(status: Status, service: ServiceView | None) -> Mapping[str, str] | None:
+    """The target's pods: the selector pinned at Deploying, else the active Service's without the hash."""
+    pinned = status.blue_green.original_selector
+    if pinned:
+        return pinned
+    return {k: v for k, v in service.selector.items() if k != POD_TEMPLATE_HASH} if service else None
+
+
+def _deployment_view(name: str, entry: Entry, current_hash: str | None) -> DeploymentView:
+    return DeploymentView(
+        name=name, generation=entry["generation"], observed_generation=entry["observedGeneration"],
+        replicas=entry["replicas"], updated_replicas=entry["updatedReplicas"],
+        available_replicas=entry["availableReplicas"], current_hash=current_hash, selector=entry["selector"],
+        pod_template=entry["template"], labels=entry["labels"], stuck_reason=_stuck_reason(entry["conditions"]),
+        revision=entry["revision"],
+    )
 
 
 def _stuck_reason(conditions: list[dict[str, Any]]) -> str | None:

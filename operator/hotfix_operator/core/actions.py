@@ -3,7 +3,7 @@ twice (after a retry or a restart) changes nothing the second time."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,3 +43,8 @@ class Event:
 
 
 Action = SetServiceSelector | CreateDeployment | DeleteDeployment | SetContainerImage
+
+
+def removes_objects(actions: Iterable[Action]) -> bool:
+    """Whether carrying these out removes something (the shell confirms such a decision on live reads)."""
+    return any(isinstance(action, DeleteDeployment) for action in actions)

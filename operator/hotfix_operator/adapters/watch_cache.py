@@ -1,0 +1,170 @@
+"""What the operator's watches last saw of the objects a cutover decides on, so a reconcile reads memory
+instead of issuing a round of GETs.
+
+Kopf keeps the indexes (handlers.py registers one `kopf.index` per kind, built by the `*_entry` functions
+here) and holds back every handler until each kind's first list is in, so a cache that is attached is a
+whole cache. Entries are slim copies of the fields the lifecycle uses: the same functions slim a live GET,
+so both paths build the same views.
+
+A watch is behind the API server by a few milliseconds. Three rules keep that harmless:
+- a Deployment this operator just created and the cache does not have yet is read live, for at most
+  `OWN_WRITE_SECONDS` (any other the cache does not have is absent: its first list was complete);
+- a Service selector this operator just wrote is read as written until the watch shows it, for at most
+  `OWN_WRITE_SECONDS` (another writer's later change then shows as it is), so a reconcile does not repeat it;
+- before anything is removed the controller decides again on live reads (Controller.decide), because an
+  old view can show the other side serving when it no longer is.
+
+Kopf updates the indexes on the event loop while reconciles read them from worker threads: a read copies
+one store's values at once (`list()` of a dict's values does not yield to other threads) and retries if a
+concurrent update still got in the way.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from hotfix_operator.api import ANNOTATION_REVISION, POD_TEMPLATE_HASH
+
+log = logging.getLogger(__name__)
+OWN_WRITE_SECONDS = 2.0
+# the index names, as handlers.py registers them (Kopf passes each index to handlers by its function's name)
+DEPLOYMENTS, REPLICA_SETS, SERVICES, ENDPOINTS, PODS = (
+    "deployment_index", "replicaset_index", "service_index", "endpoint_index", "pod_index")
+INDEX_NAMES = (DEPLOYMENTS, REPLICA_SETS, SERVICES, ENDPOINTS, PODS)
+Entry = dict[str, Any]
+
+
+def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta: Mapping[str, Any] = body.get("metadata") or {}
+    return meta
+
+
+def deployment_entry(body: Mapping[str, Any]) -> Entry:
+    meta, spec, st = _meta(body), body.get("spec") or {}, body.get("status") or {}
+    return {
+        "uid": meta.get("uid"), "generation": meta.get("generation", 0),
+        "revision": (meta.get("annotations") or {}).get(ANNOTATION_REVISION), "labels": dict(meta.get("labels") or {}),
+        "replicas": spec.get("replicas", 1), "selector": dict((spec.get("selector") or {}).get("matchLabels") or {}),
+        "template": spec.get("template") or {}, "observedGeneration": st.get("observedGeneration", 0),
+        "updatedReplicas": st.get("updatedReplicas", 0), "availableReplicas": st.get("availableReplicas", 0),
+        "conditions": list(st.get("conditions") or []),
+    }
+
+
+def replicaset_entry(body: Mapping[str, Any]) -> Entry:
+    meta = _meta(body)
+    return {"revision": (meta.get("annotations") or {}).get(ANNOTATION_REVISION),
+            "hash": (meta.get("labels") or {}).get(POD_TEMPLATE_HASH)}
+
+
+def replicaset_owner(body: Mapping[str, Any]) -> str | None:
+    """The uid of the Deployment that controls this ReplicaSet, if one does."""
+    for owner in _meta(body).get("ownerReferences") or []:
+        if owner.get("controller") and owner.get("kind") == "Deployment":
+            return str(owner.get("uid"))
+    return None
+
+
+def service_entry(body: Mapping[str, Any]) -> Entry:
+    return {"selector": dict((body.get("spec") or {}).get("selector") or {})}
+
+
+def endpoint_entry(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ready addresses of one EndpointSlice (an unset `ready` means ready, per the API)."""
+    ips: list[str] = []
+    for endpoint in body.get("endpoints") or []:
+        if (endpoint.get("conditions") or {}).get("ready") is not False:
+            ips.extend(endpoint.get("addresses") or [])
+    return tuple(ips)
+
+
+def pod_entry(body: Mapping[str, Any]) -> Entry:
+    meta, st = _meta(body), body.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
+    return {"labels": dict(meta.get("labels") or {}), "ip": st.get("podIP"), "ready": ready,
+            "deleting": "deletionTimestamp" in meta}
+
+
+def _values(index: Mapping[Any, Iterable[Any]], key: Any) -> list[Any]:
+    for _attempt in range(5):
+        try:
+            store = index.get(key)
+            return [] if store is None else list(store)
+        except RuntimeError:  # updated while copied: copy again
+            continue
+    store = index.get(key)
+    return [] if store is None else list(store)
+
+
+class WatchCache:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._indexes: Mapping[str, Mapping[Any, Iterable[Any]]] | None = None
+        self._own_selectors: dict[tuple[str, str], tuple[dict[str, str], float]] = {}
+        self._created: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def attach(self, indexes: Mapping[str, Mapping[Any, Iterable[Any]]]) -> None:
+        """Kopf's indexes, once a handler has them (they are the same live objects every time)."""
+        if self._indexes is None and all(name in indexes for name in INDEX_NAMES):
+            self._indexes = {name: indexes[name] for name in INDEX_NAMES}
+            log.info("reconciles read Deployments, ReplicaSets, Services, EndpointSlices and pods from the watches")
+
+    @property
+    def attached(self) -> bool:
+        return self._indexes is not None
+
+    def _index(self, name: str) -> Mapping[Any, Iterable[Any]]:
+        assert self._indexes is not None, "the watch cache is read only once attached"
+        return self._indexes[name]
+
+    def deployment(self, namespace: str, name: str) -> Entry | None:
+        found = _values(self._index(DEPLOYMENTS), (namespace, name))
+        return found[0] if found else None
+
+    def may_lag(self, namespace: str, name: str) -> bool:
+        """Whether the cache may not have this Deployment yet because this operator just created it."""
+        with self._lock:
+            at = self._created.get((namespace, name))
+            if at is None:
+                return False
+            if self._clock() - at > OWN_WRITE_SECONDS or _values(self._index(DEPLOYMENTS), (namespace, name)):
+                del self._created[(namespace, name)]
+                return False
+            return True
+
+    def created_deployment(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._created[(namespace, name)] = self._clock()
+
+    def replica_sets(self, namespace: str, owner_uid: str) -> list[Entry]:
+        return _values(self._index(REPLICA_SETS), (namespace, owner_uid))
+
+    def service(self, namespace: str, name: str) -> Entry | None:
+        found = _values(self._index(SERVICES), (namespace, name))
+        if not found:
+            return None
+        seen: Entry = found[0]
+        with self._lock:
+            own = self._own_selectors.get((namespace, name))
+            if own is None:
+                return seen
+            selector, at = own
+            if seen["selector"] == selector or self._clock() - at > OWN_WRITE_SECONDS:
+                del self._own_selectors[(namespace, name)]
+                return seen
+        return {**seen, "selector": dict(selector)}
+
+    def endpoint_ips(self, namespace: str, service: str) -> frozenset[str]:
+        return frozenset(ip for ips in _values(self._index(ENDPOINTS), (namespace, service)) for ip in ips)
+
+    def pods(self, namespace: str) -> list[Entry]:
+        return _values(self._index(PODS), namespace)
+
+    def wrote_selector(self, namespace: str, service: str, selector: Mapping[str, str]) -> None:
+        with self._lock:
+            self._own_selectors[(namespace, service)] = (dict(selector), self._clock())
