@@ -1,5 +1,6 @@
 """How much time the operator adds: control-plane warm start, and on the quickstart app the time from
-approval to traffic on green and to Succeeded, with the example's bake/scale-down and with both at 0.
+approval to traffic on green and to Succeeded, with the example's bake/scale-down and with both at 0;
+and how fast an undo puts the previous version back (spec.undo -> EndpointSlices on it, instant checks).
 
     make bench-cutover          (RUNS=3 by default; HOTFIX_BENCH_RUNS to change)
 """
@@ -22,6 +23,7 @@ from cutover_timeline import TransitionSamples, run_transitions
 from localcluster.cluster import LocalCluster
 from localcluster.oci import PushedImage, Pusher
 from localcluster.signing import LOCAL_BUILDER, LocalSigner, slsa_v1_statement
+from undo_timeline import UndoSamples, run_undos
 
 RUNS = int(os.environ.get("HOTFIX_BENCH_RUNS", "3"))
 TRANSITION_RUNS = int(os.environ.get("HOTFIX_BENCH_TRANSITION_RUNS", "20"))
@@ -148,9 +150,37 @@ def transition_rows(t: TransitionSamples) -> tuple[list[tuple[str, ...]], dict[s
     return rows, results
 
 
+UNDO_TARGET_P95_SECONDS = 2.0
+
+
+def undo_rows(u: UndoSamples, before: tuple[float, float, float]) -> tuple[list[tuple[str, ...]], dict[str, Any]]:
+    measures = [
+        ("undo: spec.undo -> EndpointSlices only on the previous version", "undoToTrafficOnPrevious",
+         u.undo_to_previous),
+        ("undo: spec.undo -> helper Deployment created", "undoToHelperCreated", u.undo_to_helper_created),
+        ("undo: helper available -> active selector on it (checks run between)", "helperAvailableToSelector",
+         u.helper_available_to_selector),
+        ("undo: selector on helper -> EndpointSlices on it (controller-manager)", "selectorToEndpoints",
+         u.selector_to_endpoints),
+        ("undo: spec.undo -> Undone (bake 0, scale-down 0)", "undoToUndone", u.undo_to_undone)]
+    rows, results = [], {}
+    for title, key, values in measures:
+        stats = summarise(values)
+        results[f"{key}Seconds"] = stats
+        rows.append((title, str(stats["n"]), ms(stats["median"]), ms(stats["p95"]), ms(stats["max"])))
+    p95 = results["undoToTrafficOnPreviousSeconds"]["p95"]
+    results["targetP95Seconds"] = UNDO_TARGET_P95_SECONDS
+    results["targetMet"] = p95 <= UNDO_TARGET_P95_SECONDS
+    results["checks"] = "one pre-promotion http check, answered at once by a loopback target"
+    results["loadAverage"] = {"beforeUndos": list(before), "afterEachRun1m": [a[0] for a in u.load_average],
+                              "cores": os.cpu_count()}
+    return rows, results
+
+
 def main() -> None:
     starts = warm_starts(RUNS)
     transitions = TransitionSamples()
+    undos = UndoSamples()
     with tempfile.TemporaryDirectory() as tmp, LocalCluster(Path(tmp)) as cluster:
         operator = start_operator(cluster)
         try:
@@ -158,6 +188,8 @@ def main() -> None:
             green_q, done_q = cutovers(cluster, RUNS, bake=10, scale_down=5)
             run_transitions(cluster, TRANSITION_RUNS, True, transitions, sys.modules[__name__])
             run_transitions(cluster, TRANSITION_RUNS, False, transitions, sys.modules[__name__])
+            undo_load = os.getloadavg()
+            run_undos(cluster, TRANSITION_RUNS, undos, sys.modules[__name__])
         finally:
             operator.terminate()
             operator.wait(timeout=15)
@@ -168,10 +200,12 @@ def main() -> None:
     transition_results["argoRolloutsPromoteToSwitchSeconds"] = {**argo_stats, "version": argo_version()}
     rows.append((f"Argo Rollouts {argo_version()}: promote -> switch (baseline)", str(argo_stats["n"]),
                  ms(argo_stats["median"]), ms(argo_stats["p95"]), ms(argo_stats["max"])))
+    rows_undo, undo_results = undo_rows(undos, undo_load)
+    rows += rows_undo
     results = {"controlPlaneWarmStartSeconds": summarise(starts),
                "approvalToTrafficOnGreenSeconds": {"bake0": summarise(green_0), "quickstart": summarise(green_q)},
                "approvalToSucceededSeconds": {"bake0": summarise(done_0), "quickstart": summarise(done_q)},
-               "transitions": transition_results}
+               "transitions": transition_results, "undo": undo_results}
     rows += [("control plane warm start (etcd..kwok + registry, ready)", str(len(starts)), s(summarise(starts)[
                  "median"]), "", s(max(starts))),
              ("approval -> traffic on green, quickstart", str(RUNS), s(summarise(green_q)["median"]), "",
