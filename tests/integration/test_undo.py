@@ -30,6 +30,7 @@ from tests.integration.github_fixtures import (  # noqa: F401  (fixtures)
 from tests.kube import Kube, wait_for
 from tests.publishing.builders import CheckoutSeeder
 from tests.support.api_as import Answer, ApiAs
+from tests.support.check_targets import CheckTargets, serving
 from tests.support.cutover import APP, assert_original_shape, condition, pods_by_hash
 from tests.support.github_server import LoopbackGitHub
 from tests.support.traffic import EndpointSampler
@@ -270,6 +271,55 @@ def test_an_undo_the_policy_wants_approved_waits_for_an_approver_other_than_its_
     undoing = next(a for a in status["audit"] if a["action"] == "Undoing")
     assert undoing["actor"] == "bob" and "approved by bob" in undoing["detail"]
     assert [a["action"] for a in status["audit"]].count("UndoApproved") == 1
+
+
+@pytest.fixture
+def checked_policy(kube: Kube, namespace: str, test_policy: str) -> Iterator[tuple[str, CheckTargets]]:
+    """A HotfixPolicy like the test one that lets checks reach a loopback target, governing `namespace` alone."""
+    with serving() as target:
+        base = kube.custom.get_cluster_custom_object("hotfix.dev", "v1alpha1", "hotfixpolicies", test_policy)
+        name = f"undo-checks-{namespace}"[:63]
+        spec = {**base["spec"], "namespaceSelector": {"matchLabels": {POLICY_LABEL: name}},
+                "checks": {"allowedHosts": [f"127.0.0.1:{target.port}"]}}
+        kube.apply({"apiVersion": "hotfix.dev/v1alpha1", "kind": "HotfixPolicy", "metadata": {"name": name},
+                    "spec": spec}, "default")
+        kube.kubectl("label", "namespace", namespace, f"{POLICY_LABEL}={name}", "--overwrite")
+        yield namespace, target
+        kube.kubectl("delete", "hotfixpolicy", name, "--wait=false", check=False)
+
+
+def test_a_post_promotion_check_failing_during_the_undos_bake_leaves_the_hotfix_serving(
+    kube: Kube, checked_policy: tuple[str, CheckTargets], quickstart: str, file_hotfix: FileHotfix,
+    running_operator: OperatorProcess
+) -> None:
+    ns, target = quickstart, checked_policy[1]
+    # the same check answers the hotfix's green with 200 and the previous version's helper with 500
+    target.script(f"{ns}/checkout-hotfix-", (200, "ok"))
+    target.script(f"{ns}/checkout-undo-", (200, "ok"), (500, "errors doubled"))
+    post = [{"name": "errors", "http": {"url": f"{target.base}/{ns}/{{{{ greenDeployment }}}}"}, "count": 3,
+             "intervalSeconds": 1}]
+    done = succeeded(kube, ns, file_hotfix, checks={"postPromotion": post})
+    hotfix = done["spec"]["artifact"]["image"]
+    hotfix_hash = done["status"]["blueGreen"]["foldedHash"]
+    with EndpointSampler(kube.cluster.kubeconfig, ns, "checkout", NAME) as sampler:
+        undo(kube, ns, "alice")
+        finished = kube.wait_phase(ns, NAME, "Undone", "UndoFailed", timeout=90)
+    sampler.assert_never_dark()
+    status = finished["status"]
+    assert status["phase"] == "UndoFailed", status["message"]
+    assert "post-promotion check errors (http) failed" in status["message"]
+    assert "moving traffic back to the hotfix" in status["message"]
+    assert status["undo"]["times"].get("switched"), "the check failed during the undo's bake, after the switch"
+    # production is as the hotfix left it: its image, its pods behind the active Service, no helper
+    assert image_of(kube, ns) == hotfix and deployments(kube, ns) == ["checkout"]
+    assert kube.selector(ns, "checkout") == APP
+    wait_for("the hotfix's pods serving", lambda: kube.endpoint_ips(ns, "checkout") == pods_by_hash(kube, ns).get(
+        hotfix_hash), timeout=30)
+    checks = {c["name"]: c for c in status["undo"]["checks"]}
+    assert checks["errors"]["phase"] == "Failed" and checks["errors"]["stage"] == "postPromotion"
+    assert [c["phase"] for c in status["checks"]] == ["Passed"], "the hotfix's own run is kept"
+    assert len(target.under(f"{ns}/checkout-undo-")) >= 2
+    assert condition(finished, "UndoChecks")["status"] == "False"
 
 
 UPDATE_RELEASE = ("PATCH", "/repos/{owner}/{repo}/releases/{release_id}")
