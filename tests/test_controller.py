@@ -247,3 +247,37 @@ def test_follow_ups_wait_for_a_readable_policy_and_keep_the_release_in_view() ->
     assert outcome.phase == Phase.SUCCEEDED and not outcome.done
     assert outcome.requeue_after is not None and outcome.requeue_after <= runner.settings.check_seconds
     assert policies.reads == 1
+
+
+def _at(version: str, phase: str) -> dict[str, Any]:
+    return {"metadata": {"name": "checkout-hotfix", "namespace": "shop", "resourceVersion": version},
+            "status": {"phase": phase}}
+
+
+def test_the_newest_copy_of_the_release_is_used_the_watchs_or_the_last_status_writes() -> None:
+    controller, kube, _ = controller_for(approved())
+    controller._written[("shop", "checkout-hotfix")] = _at("120", "Deploying")
+    # the watch has not delivered this operator's last write yet: the write's copy is newer
+    assert controller.release_body("shop", "checkout-hotfix", _at("119", "AwaitingApproval")) == \
+        _at("120", "Deploying")
+    # someone wrote after it (an abort, say): the watch's copy is newer
+    assert controller.release_body("shop", "checkout-hotfix", _at("121", "Deploying")) == _at("121", "Deploying")
+    assert "get" not in kube.calls
+
+
+def test_the_release_is_read_live_when_no_copy_can_be_trusted() -> None:
+    controller, kube, _ = controller_for(approved())
+    controller._written[("shop", "checkout-hotfix")] = _at("120", "Deploying")
+    controller.release_body("shop", "checkout-hotfix", _at("0120", "AwaitingApproval"))  # not a canonical integer
+    controller.release_body("shop", "checkout-hotfix", None)  # no watch copy: the deletion finalizer's path
+    assert kube.calls == ["get", "get"]
+
+
+def test_a_status_write_is_remembered_until_the_release_is_done() -> None:
+    controller, kube, _ = controller_for(approved())
+    kube.write_status = lambda release, status: _at("7", str(status.phase))  # type: ignore[method-assign,assignment]
+    controller.reconcile_once("shop", "checkout-hotfix")
+    assert controller._written[("shop", "checkout-hotfix")]["metadata"]["resourceVersion"] == "7"
+    kube.gone = True
+    assert controller.reconcile_once("shop", "checkout-hotfix").done
+    assert ("shop", "checkout-hotfix") not in controller._written

@@ -128,7 +128,8 @@ def _controller(args: argparse.Namespace, api: ApiClient, metrics: Metrics) -> C
         github_write_interval=args.github_write_interval, backoff_seconds=args.followup_backoff_seconds))
     gates = Gates(registry, ApprovalAuthority(api), ca_file=args.registry_ca_file,
                   api_server=_host_port(api.configuration.host))
-    kube, policies = KubeAdapter(api), PolicyResolver(api, args.operator_namespace)
+    kube = KubeAdapter(api)
+    policies = PolicyResolver(api, args.operator_namespace, kube.cache)
     probes = Probes(kube, policies, api_server=_host_port(api.configuration.host))
     return Controller(kube, policies, gates, metrics, probes=probes, followup=followup,
                       notifier=Notifier(policies, metrics))

@@ -8,8 +8,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from hotfix_operator.adapters.kube import KubeAdapter
 from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ReconcilePolicies
@@ -55,6 +56,20 @@ class Outcome:
     watches: tuple[tuple[str, str], ...] = ()
 
 
+def resource_version(body: Mapping[str, Any]) -> int | None:
+    """A resourceVersion as the integer Kubernetes (1.35, KEP-5504) lets clients compare; None if not one."""
+    value = str((body.get("metadata") or {}).get("resourceVersion") or "")
+    return int(value) if value.isdigit() and not value.startswith("0") else None
+
+
+def newest(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
+    """The later of two copies of one object, by resourceVersion; None when they cannot be compared."""
+    va, vb = resource_version(a), resource_version(b)
+    if va is None or vb is None:
+        return None
+    return a if va >= vb else b
+
+
 def _sooner(a: float | None, b: float | None) -> float | None:
     if a is None:
         return b
@@ -88,13 +103,39 @@ class Controller:
         self.clock = clock
         # publishing, backport and post-mortem after the bake (None: never, e.g. in unit tests)
         self.followup = followup
+        # (namespace, name) -> the object as this operator's last status write left it: the watch may
+        # not have delivered it yet when the next reconcile starts
+        self._written: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def reconcile_once(self, namespace: str, name: str, *, force_abort: bool = False) -> Outcome:
+    def reconcile_once(self, namespace: str, name: str, *, force_abort: bool = False,
+                       seen: dict[str, Any] | None = None) -> Outcome:
+        """One reconcile. `seen` is the object as the watch last delivered it (None: read it live)."""
         with self.metrics.reconcile_duration.time():
-            return self._reconcile_once(namespace, name, force_abort=force_abort)
+            outcome = self._reconcile_once(namespace, name, force_abort=force_abort, seen=seen)
+        if outcome.done:
+            self._written.pop((namespace, name), None)
+        return outcome
 
-    def _reconcile_once(self, namespace: str, name: str, *, force_abort: bool = False) -> Outcome:
-        body = self.kube.get_release(namespace, name)
+    def release_body(self, namespace: str, name: str, seen: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The newest HotfixRelease known: the watch's copy or what this operator's last status write
+        returned, by resourceVersion (comparable within a resource since Kubernetes 1.35); read live
+        when there is neither, or a version is not a plain integer."""
+        written = self._written.get((namespace, name))
+        if seen is None:
+            return self.kube.get_release(namespace, name)
+        if written is None:
+            return seen
+        newer = newest(seen, written)
+        return newer if newer is not None else self.kube.get_release(namespace, name)
+
+    def _write_status(self, release: Release, status: Status) -> None:
+        stored = self.kube.write_status(release, status)
+        if stored:
+            self._written[(release.namespace, release.name)] = stored
+
+    def _reconcile_once(self, namespace: str, name: str, *, force_abort: bool = False,
+                        seen: dict[str, Any] | None = None) -> Outcome:
+        body = self.release_body(namespace, name, None if force_abort else seen)
         if body is None:
             return Outcome(None, None, done=True)
         release = Release.from_body(body)
@@ -146,7 +187,7 @@ class Controller:
     def carry_out(self, release: Release, status: Status, decision: Decision, now: datetime.datetime) -> Decision:
         """Write the decided status, then act, then tell (the order core.lifecycle relies on)."""
         if decision.status != status:
-            self.kube.write_status(release, decision.status)
+            self._write_status(release, decision.status)
         for action in decision.actions:
             log.info("%s/%s: %s", release.namespace, release.name, self.kube.execute(release, action))
         for event in decision.events:
@@ -160,7 +201,7 @@ class Controller:
             return status
         told = self.notifier.step(release, status, now, policies)
         if told != status:
-            self.kube.write_status(release, told)
+            self._write_status(release, told)
         return told
 
     def follow_up(self, release: Release, status: Status, outcome: Outcome, policies: ReconcilePolicies) -> Outcome:
@@ -178,7 +219,7 @@ class Controller:
         now = self.clock()
         result = self.followup.run(release, status, github, now)
         if result.status != status:
-            self.kube.write_status(release, result.status)
+            self._write_status(release, result.status)
         for event in result.events:
             self.kube.post_event(release, event, now)
         self.metrics.record_followup(result)

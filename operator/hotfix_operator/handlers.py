@@ -149,6 +149,16 @@ async def pod_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[An
     return {namespace: watch_cache.pod_entry(body)}
 
 
+@kopf.index(API_GROUP, API_VERSION, "hotfixpolicies")
+async def policy_index(body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {watch_cache.ALL: watch_cache.policy_entry(body)}
+
+
+@kopf.index("", "v1", "namespaces")
+async def namespace_index(name: str, labels: Mapping[str, str], **_: Any) -> dict[Any, Any]:
+    return {name: dict(labels)}
+
+
 @kopf.on.event("apps", "v1", "deployments")
 async def deployment_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     # green becoming available, the folded Deployment rolling out: no need to wait for the next poll
@@ -195,8 +205,8 @@ async def _sleep(stopped: kopf.DaemonStopped, poke: asyncio.Event, seconds: floa
 
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=5.0, labels={LABEL_SETTLED: kopf.ABSENT})  # type: ignore[arg-type]
-async def drive(stopped: kopf.DaemonStopped, name: str, namespace: str, uid: str, memo: kopf.Memo,
-                **kwargs: Any) -> None:
+async def drive(stopped: kopf.DaemonStopped, name: str, namespace: str, uid: str, body: kopf.Body,
+                memo: kopf.Memo, **kwargs: Any) -> None:
     controller, pokes = _controller(memo), _pokes(memo)
     controller.kube.cache.attach(kwargs)  # Kopf passes its indexes to every handler, by name
     poke = pokes.setdefault(uid, asyncio.Event())
@@ -205,7 +215,9 @@ async def drive(stopped: kopf.DaemonStopped, name: str, namespace: str, uid: str
         while not stopped:
             poke.clear()
             try:
-                outcome = await asyncio.to_thread(controller.reconcile_once, namespace, name)
+                # Kopf keeps the daemon's body live (it swaps in each event's object, never edits one): a
+                # shallow copy taken here, on the event loop, is one whole version of it
+                outcome = await asyncio.to_thread(controller.reconcile_once, namespace, name, seen=dict(body))
             except Exception:
                 failures += 1
                 controller.metrics.reconcile_errors.inc()

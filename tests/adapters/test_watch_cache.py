@@ -51,6 +51,7 @@ def indexes() -> dict[str, dict[Any, list[Any]]]:
         watch_cache.PODS: {"shop": [watch_cache.pod_entry(pod_body("10.0.0.1", "abc")),
                                     watch_cache.pod_entry(pod_body("10.0.0.2", "abc")),
                                     watch_cache.pod_entry(pod_body("10.0.0.3", "abc", ready=False))]},
+        watch_cache.POLICIES: {}, watch_cache.NAMESPACES: {},
     }
 
 

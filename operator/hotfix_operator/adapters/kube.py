@@ -245,13 +245,13 @@ class KubeAdapter:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def write_status(self, release: Release, status: Status) -> None:
+    def write_status(self, release: Release, status: Status) -> dict[str, Any]:
+        """Replace the whole status; returns the object as the API server stored it."""
         # A JSON patch replacing the whole status: fields the lifecycle cleared must disappear, which a
         # merge patch would not do.
         patch = [{"op": "add", "path": "/status", "value": status.to_json()}]
-        self.custom.patch_namespaced_custom_object_status(API_GROUP, API_VERSION, release.namespace, PLURAL,
-                                                          release.name, patch, _content_type=JSON_PATCH,
-                                                          _preload_content=False)
+        return self.read(self.custom.patch_namespaced_custom_object_status, API_GROUP, API_VERSION,
+                         release.namespace, PLURAL, release.name, patch, _content_type=JSON_PATCH)
 
     def mark_settled(self, namespace: str, name: str) -> None:
         """Label a release the operator has nothing left to do for (api.LABEL_SETTLED)."""

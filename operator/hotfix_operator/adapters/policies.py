@@ -7,6 +7,7 @@ anywhere else."""
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -14,6 +15,7 @@ from typing import Any, Literal, Protocol
 from pydantic import ValidationError
 
 from hotfix_operator.adapters.registry import RegistryCredentials
+from hotfix_operator.adapters.watch_cache import WatchCache
 from hotfix_operator.api import API_GROUP, API_VERSION
 from hotfix_operator.core.check_model import Checks, HeaderRef
 from hotfix_operator.core.gate_egress import GateRules
@@ -69,6 +71,10 @@ def check_settings(name: str, spec: dict[str, Any]) -> CheckSettings:
                                                 key=x["secretKeyRef"]["key"]) for x in h["headers"])
                      for h in section.get("headerSets") or []},
     )
+
+# how long a resolved policy is reused at the same resourceVersion (its Secrets and ConfigMaps are read again
+# after that; the operator may not watch Secrets)
+RESOLVED_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -183,7 +189,14 @@ def _github(spec: dict[str, Any] | None, lookup: ReferenceLookup) -> GitHubSetti
 
 
 class PolicyResolver:
-    def __init__(self, api: Any, operator_namespace: str) -> None:
+    """Which HotfixPolicy applies to a namespace, resolved with the Secrets and ConfigMaps it names.
+
+    With the operator's watch cache attached, the policies and the namespace's labels come from it, and a
+    policy resolved in the last `RESOLVED_SECONDS` at the same resourceVersion is reused: an edited policy
+    applies at once, an edited Secret or ConfigMap it names within that time."""
+
+    def __init__(self, api: Any, operator_namespace: str, watch: WatchCache | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         # imported here, not at module level: `hotfix-operator verify` resolves policies from files and
         # never needs the Kubernetes client (~0.3 s to import)
         from kubernetes import client
@@ -192,9 +205,24 @@ class PolicyResolver:
         self.custom = client.CustomObjectsApi(api)
         self.api = api
         self.operator_namespace = operator_namespace
+        self.watch = watch
+        self._clock = clock
+        # (policy uid, resourceVersion) -> (resolved, when)
+        self._resolved: dict[tuple[str, str], tuple[ResolvedPolicy, float]] = {}
 
-    def for_namespace(self, namespace: str) -> ResolvedPolicy:
+    def _policies_and_labels(self, namespace: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
         from kubernetes.client.exceptions import ApiException
+
+        if self.watch is not None and self.watch.attached:
+            labels = self.watch.namespace_labels(namespace)
+            if labels is None:  # created a moment ago: the watch has not delivered it yet
+                try:
+                    ns = self.core.read_namespace(namespace)
+                except ApiException as exc:
+                    raise PolicyProblem("PolicyUnavailable", f"cannot read namespace {namespace}: {exc.reason}",
+                                        transient=True) from exc
+                labels = dict((ns.metadata.labels if ns.metadata else None) or {})
+            return self.watch.policies(), labels
 
         try:
             ns = self.core.read_namespace(namespace)
@@ -202,9 +230,11 @@ class PolicyResolver:
         except ApiException as exc:
             raise PolicyProblem("PolicyUnavailable", f"cannot read HotfixPolicies: {exc.reason}",
                                 transient=True) from exc
-        labels = (ns.metadata.labels if ns.metadata else None) or {}
-        items: list[dict[str, Any]] = self.api.sanitize_for_serialization(policies).get(
-            "items", [])
+        items: list[dict[str, Any]] = self.api.sanitize_for_serialization(policies).get("items", [])
+        return items, dict((ns.metadata.labels if ns.metadata else None) or {})
+
+    def for_namespace(self, namespace: str) -> ResolvedPolicy:
+        items, labels = self._policies_and_labels(namespace)
         selecting = [p for p in items if selector_matches(p["spec"].get("namespaceSelector") or {}, labels)]
         if not selecting:
             raise PolicyProblem("NoPolicy", f"no HotfixPolicy selects namespace {namespace} (labels {labels}); a "
@@ -213,7 +243,21 @@ class PolicyResolver:
             names = ", ".join(sorted(p["metadata"]["name"] for p in selecting))
             raise PolicyProblem("PolicyConflict", f"namespace {namespace} is selected by several HotfixPolicies "
                                 f"({names}); narrow their namespaceSelectors so exactly one applies")
-        return self.resolve(selecting[0])
+        return self._memoised(selecting[0])
+
+    def _memoised(self, policy: dict[str, Any]) -> ResolvedPolicy:
+        meta = policy["metadata"]
+        key = (str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""))
+        if self.watch is None or not all(key):
+            return self.resolve(policy)
+        now = self._clock()
+        found = self._resolved.get(key)
+        if found is not None and now - found[1] <= RESOLVED_SECONDS:
+            return found[0]
+        resolved = self.resolve(policy)  # a PolicyProblem is never kept: the next reconcile reads again
+        self._resolved = {k: v for k, v in self._resolved.items() if now - v[1] <= RESOLVED_SECONDS}
+        self._resolved[key] = (resolved, now)
+        return resolved
 
     def resolve(self, policy: dict[str, Any]) -> ResolvedPolicy:
         name = policy["metadata"]["name"]

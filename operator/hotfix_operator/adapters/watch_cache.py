@@ -1,5 +1,5 @@
-"""What the operator's watches last saw of the objects a cutover decides on, so a reconcile reads memory
-instead of issuing a round of GETs.
+"""What the operator's watches last saw of the objects a cutover decides on (and of the HotfixPolicies and
+namespaces that decide which policy applies), so a reconcile reads memory instead of issuing a round of GETs.
 
 Kopf keeps the indexes (handlers.py registers one `kopf.index` per kind, built by the `*_entry` functions
 here) and holds back every handler until each kind's first list is in, so a cache that is attached is a
@@ -32,9 +32,12 @@ from hotfix_operator.api import ANNOTATION_REVISION, POD_TEMPLATE_HASH
 log = logging.getLogger(__name__)
 OWN_WRITE_SECONDS = 2.0
 # the index names, as handlers.py registers them (Kopf passes each index to handlers by its function's name)
-DEPLOYMENTS, REPLICA_SETS, SERVICES, ENDPOINTS, PODS = (
-    "deployment_index", "replicaset_index", "service_index", "endpoint_index", "pod_index")
-INDEX_NAMES = (DEPLOYMENTS, REPLICA_SETS, SERVICES, ENDPOINTS, PODS)
+DEPLOYMENTS, REPLICA_SETS, SERVICES, ENDPOINTS, PODS, POLICIES, NAMESPACES = (
+    "deployment_index", "replicaset_index", "service_index", "endpoint_index", "pod_index", "policy_index",
+    "namespace_index")
+INDEX_NAMES = (DEPLOYMENTS, REPLICA_SETS, SERVICES, ENDPOINTS, PODS, POLICIES, NAMESPACES)
+# the one key every HotfixPolicy is kept under (they are few, and resolving a namespace reads them all)
+ALL = "all"
 Entry = dict[str, Any]
 
 
@@ -89,6 +92,13 @@ def pod_entry(body: Mapping[str, Any]) -> Entry:
             "deleting": "deletionTimestamp" in meta}
 
 
+def policy_entry(body: Mapping[str, Any]) -> Entry:
+    """A HotfixPolicy as the resolver reads it: name, uid and version (for memoising), and its spec."""
+    meta = _meta(body)
+    return {"metadata": {"name": meta.get("name"), "uid": meta.get("uid"),
+                         "resourceVersion": meta.get("resourceVersion")}, "spec": body.get("spec") or {}}
+
+
 def _values(index: Mapping[Any, Iterable[Any]], key: Any) -> list[Any]:
     for _attempt in range(5):
         try:
@@ -112,7 +122,8 @@ class WatchCache:
         """Kopf's indexes, once a handler has them (they are the same live objects every time)."""
         if self._indexes is None and all(name in indexes for name in INDEX_NAMES):
             self._indexes = {name: indexes[name] for name in INDEX_NAMES}
-            log.info("reconciles read Deployments, ReplicaSets, Services, EndpointSlices and pods from the watches")
+            log.info("reconciles read Deployments, ReplicaSets, Services, EndpointSlices, pods, HotfixPolicies and "
+                     "namespaces from the watches")
 
     @property
     def attached(self) -> bool:
@@ -164,6 +175,13 @@ class WatchCache:
 
     def pods(self, namespace: str) -> list[Entry]:
         return _values(self._index(PODS), namespace)
+
+    def policies(self) -> list[Entry]:
+        return _values(self._index(POLICIES), ALL)
+
+    def namespace_labels(self, name: str) -> dict[str, str] | None:
+        found = _values(self._index(NAMESPACES), name)
+        return dict(found[0]) if found else None
 
     def wrote_selector(self, namespace: str, service: str, selector: Mapping[str, str]) -> None:
         with self._lock:
