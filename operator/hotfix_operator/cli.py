@@ -38,15 +38,16 @@ def _run(args: argparse.Namespace) -> int:
     metrics = Metrics()
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
-    # nothing that acts is built before this process may act
-    elector = _lead(args, identity, metrics) if args.leader_elect else None
-    metrics.leader.set(1)
     api = client.ApiClient()
     api.user_agent = _user_agent(identity)  # the API server's audit log names the replica that wrote
+    # Built before the wait, so a standby that takes over starts at once; building starts no thread and
+    # sends no request. Nothing runs it before Kopf starts, and Kopf starts only once this process leads.
+    memo = handlers.shared_memo(_controller(args, api, metrics))
+    elector = _lead(args, identity, metrics) if args.leader_elect else None
+    metrics.leader.set(1)
     namespaces = args.namespace or []
     try:
-        asyncio.run(kopf.operator(standalone=True, clusterwide=not namespaces, namespaces=namespaces,
-                                  memo=handlers.shared_memo(_controller(args, api, metrics)),
+        asyncio.run(kopf.operator(standalone=True, clusterwide=not namespaces, namespaces=namespaces, memo=memo,
                                   liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz"
                                   if args.health_port else None))
     finally:
@@ -90,11 +91,13 @@ def _lead(args: argparse.Namespace, identity: str, metrics: Metrics) -> leader.E
     from hotfix_operator.core import leadership
 
     metrics.leader.set(0)
-    api = client.ApiClient()  # its own connections: renewals never queue behind the reconciles' requests
+    configuration = client.Configuration.get_default_copy()
+    configuration.retries = False  # a request that fails is tried again by the elector, on its own schedule
+    api = client.ApiClient(configuration)  # its own connections: renewals never queue behind the reconciles'
     api.user_agent = _user_agent(identity)
     name = args.lease_name or leadership.default_lease_name(args.namespace or ())
     lock = leader.LeaseLock(api, args.lease_namespace or args.operator_namespace, name,
-                            timeout=leadership.retry_period(args.lease_seconds) * 0.8)
+                            timeout=leadership.renew_period(args.lease_seconds) * 0.8)
     elector = leader.Elector(lock, identity, args.lease_seconds,
                              on_change=lambda leading: metrics.leader.set(int(leading)))
     health = leader.HealthServer(args.health_port, elector.healthy) if args.health_port else None

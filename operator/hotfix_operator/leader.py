@@ -1,8 +1,9 @@
 """Leader election for `hotfix-operator run --leader-elect`: the Lease's reads and writes, the standby's
 wait, the leader's renewals, and the fencing exit. What to write is decided by core.leadership.
 
-A standby does nothing but read the Lease (and serve /healthz, so its pod stays Ready and a disruption
-budget counts it): no Kopf handler runs and nothing is written until it holds the Lease. The leader renews
+A standby does nothing but read the Lease every tenth of the lease (and serve /healthz, so its pod stays
+Ready and a disruption budget counts it): no Kopf handler runs and nothing is written until it holds the
+Lease. The leader renews
 every third of the lease; if it has not renewed for two thirds of it (or reads that another holds it), it
 exits at once with EXIT_LEASE_LOST, without waiting for anything, so it never acts after another candidate
 could have taken over; its pod restarts as a standby.
@@ -32,8 +33,6 @@ from hotfix_operator.core.leadership import Claim, LeaseRecord, Move, Seen
 
 log = logging.getLogger(__name__)
 EXIT_LEASE_LOST = 3
-# a read or write of the Lease may take at most this share of the retry period
-_REQUEST_SHARE = 0.8
 
 
 def default_identity() -> str:
@@ -71,8 +70,9 @@ class LeaseLock:
                            acquired=spec.acquire_time, renewed=spec.renew_time,
                            transitions=spec.lease_transitions or 0), metadata.resource_version
 
-    def write(self, claim: Claim) -> bool:
-        """Carry out a CREATE, TAKE or RENEW; False when another candidate wrote first (409)."""
+    def write(self, claim: Claim) -> str | None:
+        """Carry out a CREATE, TAKE or RENEW: the Lease's new resourceVersion, or None when another candidate
+        wrote first (409)."""
         assert claim.record is not None
         metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace,
                                     "labels": {"app.kubernetes.io/part-of": "hotfix-operator"}}
@@ -84,14 +84,15 @@ class LeaseLock:
                 "spec": self._spec(claim.record)}
         try:
             if claim.move is Move.CREATE:
-                self.leases.create_namespaced_lease(self.namespace, body, _request_timeout=self.timeout)
+                written = self.leases.create_namespaced_lease(self.namespace, body, _request_timeout=self.timeout)
             else:
-                self.leases.replace_namespaced_lease(self.name, self.namespace, body, _request_timeout=self.timeout)
+                written = self.leases.replace_namespaced_lease(self.name, self.namespace, body,
+                                                               _request_timeout=self.timeout)
         except ApiException as error:
             if error.status == 409:
-                return False
+                return None
             raise
-        return True
+        return str((written.metadata or client.V1ObjectMeta()).resource_version)
 
     @staticmethod
     def _spec(record: LeaseRecord) -> dict[str, Any]:
@@ -121,6 +122,7 @@ class Elector:
         self.leading = False
         self.last_renewed = 0.0  # when the last renewal known to have landed was sent (monotonic)
         self.last_read_ok = clock()
+        self._own_version = False  # self.seen is what this candidate's own last write left
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -132,22 +134,28 @@ class Elector:
 
     def try_once(self) -> Claim | None:
         """Read the Lease, decide, and write if the decision says so. The claim carried out, or None when the
-        write lost a race (409)."""
+        write lost a race (409). A leader whose last write succeeded renews at the version that write left,
+        without reading first (client-go's fast path); a 409 sends it back to reading."""
         sent = self.clock()
-        record, version = self.lock.read()
-        self.last_read_ok = self.clock()
-        self.seen = leadership.observe(self.seen, record, version, self.last_read_ok)
+        if not (self.leading and self._own_version and self.seen is not None):
+            record, version = self.lock.read()
+            self.last_read_ok = self.clock()
+            self.seen = leadership.observe(self.seen, record, version, self.last_read_ok)
+        assert self.seen is not None
         claim = leadership.decide(self.seen, self.identity, self.lease_seconds, self.clock(), self.wall())
         if claim.move is Move.WAIT:
             return claim
-        if not self.lock.write(claim):
+        written = self.lock.write(claim)
+        self._own_version = written is not None
+        if written is None:
             return None
+        self.seen = Seen(claim.record, written, self.clock())
         self.last_renewed = sent
         return claim
 
     def acquire(self) -> None:
-        """Block until this candidate holds the Lease, looking every third of the lease."""
-        period, waiting_on = leadership.retry_period(self.lease_seconds), None
+        """Block until this candidate holds the Lease, looking every tenth of the lease."""
+        period, waiting_on = leadership.retry_period(self.lease_seconds), None  # a tenth of the lease
         log.info("%s: candidate %s, waiting to lead (lease %ds)", self.lock, self.identity, self.lease_seconds)
         while True:
             try:
@@ -192,8 +200,8 @@ class Elector:
                     log.warning("%s: renewal lost a race (409); retrying", self.lock)
             except Exception as error:
                 log.warning("%s: renewal failed: %s", self.lock, error)
-            wait = (leadership.retry_period(self.lease_seconds) if ok
-                    else leadership.after_failed_renewal(self.lease_seconds))
+            wait = (leadership.renew_period(self.lease_seconds) if ok
+                    else leadership.retry_period(self.lease_seconds))
             self._stop.wait(wait)
 
     def _watchdog(self) -> None:
@@ -210,7 +218,7 @@ class Elector:
         """Stop renewing and give the Lease up (holder empty, one-second lease) if it is still ours."""
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=leadership.retry_period(self.lease_seconds) + 1)
+            thread.join(timeout=leadership.renew_period(self.lease_seconds) + 1)
         if not self.leading:
             return
         self.leading = False
@@ -219,7 +227,7 @@ class Elector:
             record, version = self.lock.read()
             if record is not None and record.holder == self.identity:
                 claim = Claim(Move.RENEW, leadership.released(record), version, self.identity, 0.0)
-                done = self.lock.write(claim)
+                done = self.lock.write(claim) is not None
                 log.info("%s: %s by %s", self.lock, "released" if done else "not released (409)", self.identity)
         except Exception as error:
             log.warning("%s: could not release: %s", self.lock, error)

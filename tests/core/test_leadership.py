@@ -101,11 +101,13 @@ def test_the_leader_stops_two_thirds_into_the_lease_before_anyone_may_take_it() 
 
 
 def test_timings_fit_several_renewals_into_the_deadline() -> None:
-    assert leadership.retry_period(LEASE) == 5.0
+    assert leadership.renew_period(LEASE) == 5.0
     assert leadership.renew_deadline(LEASE) == 10.0
     # a renewal fails one period after the last good one: three more tries still fit before the deadline
-    left = leadership.renew_deadline(LEASE) - leadership.retry_period(LEASE)
-    assert 3 * leadership.after_failed_renewal(LEASE) < left
+    left = leadership.renew_deadline(LEASE) - leadership.renew_period(LEASE)
+    assert 3 * leadership.retry_period(LEASE) < left
+    # a standby looks often, so it counts the expiry from soon after the last renewal
+    assert leadership.retry_period(LEASE) == 1.5 and leadership.retry_period(3) == 0.5
 
 
 def test_bad_settings_are_refused_with_what_to_fix() -> None:

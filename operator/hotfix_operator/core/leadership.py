@@ -11,9 +11,10 @@ leaderelection package) as functions of what a candidate read and when.
   it has not seen change.
 - Every write names the resourceVersion it read (create: none may exist), so of two candidates that
   decide at once the API server accepts one and answers the other 409: they can never both hold it.
-- The leader stops acting (`must_stop`) once it has not renewed for `renew_deadline` seconds, two thirds
-  of the lease, before any other candidate may consider the Lease expired (a full lease after it last saw
-  it change, which is after the leader sent that renewal).
+- The leader renews every third of the lease and stops acting (`must_stop`) once it has not renewed for
+  `renew_deadline` seconds, two thirds of the lease, before any other candidate may consider the Lease
+  expired (a full lease after it last saw it change, which is after the leader sent that renewal). A
+  standby looks every tenth of the lease (at least every half second).
 """
 
 from __future__ import annotations
@@ -111,13 +112,14 @@ def renew_deadline(lease_seconds: int) -> float:
     return lease_seconds * 2.0 / 3.0
 
 
-def retry_period(lease_seconds: int) -> float:
-    """How often the leader renews, and a standby looks at the Lease."""
+def renew_period(lease_seconds: int) -> float:
+    """How often the leader renews."""
     return lease_seconds / 3.0
 
 
-def after_failed_renewal(lease_seconds: int) -> float:
-    """How soon a leader tries again after a renewal failed (several tries fit before the deadline)."""
+def retry_period(lease_seconds: int) -> float:
+    """How soon a leader tries again after a renewal failed (several tries fit before the deadline), and how
+    often a standby looks at the Lease (so it sees a renewal, and counts the expiry from it, soon after it)."""
     return max(0.5, lease_seconds / 10.0)
 
 
