@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import kopf
@@ -39,6 +40,7 @@ from hotfix_operator.core.model import Status
 log = logging.getLogger(__name__)
 RESOURCE = (API_GROUP, API_VERSION, PLURAL)
 IDLE_RECHECK_SECONDS = 30.0
+RECONCILE_THREADS = 16
 DELETE_CLEANUP_SECONDS = 120.0
 
 
@@ -90,7 +92,11 @@ def _register(memo: kopf.Memo, uid: str, namespace: str, watches: tuple[tuple[st
         interest.setdefault(key, set()).add(uid)
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Reconciles run on the loop's default executor (asyncio.to_thread), which asyncio sizes by cores (6
+    # threads here): with many releases at once they would queue behind each other's requests.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=RECONCILE_THREADS, thread_name_prefix="reconcile"))
     # Kopf's own bookkeeping goes to annotations, so status belongs to the lifecycle alone.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_PREFIX)

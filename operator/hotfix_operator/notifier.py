@@ -53,7 +53,8 @@ class Notifier:
         if not outcomes and not notify.pending(release, status, now):
             return status
         receivers = self._receivers_for(release.namespace, policies)
-        if receivers is None:
+        if receivers is None or (not receivers and not outcomes):
+            # no receiver to tell: recording the notices would only cost a status write per notice
             return status
         states, sends = notify.plan(release, status, [r.name for r in receivers], outcomes, in_flight, now)
         by_name = {r.name: r for r in receivers}
