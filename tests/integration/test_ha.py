@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -64,6 +65,7 @@ class ElectedOperator(OperatorProcess):
                  namespaces: tuple[str, ...] = (), verbose: bool = False) -> None:
         super().__init__(cluster)
         self.identity, self.lease, self.namespaces, self.verbose = identity, lease, namespaces, verbose
+        self.health_port = free_port()
         self.log_path = cluster.workdir / "logs" / f"operator-{identity}.log"
 
     @property
@@ -75,7 +77,8 @@ class ElectedOperator(OperatorProcess):
         argv = [sys.executable, "-m", "hotfix_operator.cli", "run", "--kubeconfig",
                 str(self.cluster.operator_kubeconfig), "--registry-ca-file", str(self.cluster.ca_file),
                 "--metrics-port", str(self.metrics_port), "--metrics-address", "127.0.0.1",
-                "--leader-elect", "--identity", self.identity, "--lease-seconds", str(LEASE_SECONDS),
+                "--health-port", str(self.health_port), "--leader-elect", "--identity", self.identity,
+                "--lease-seconds", str(LEASE_SECONDS),
                 "--lease-namespace", LEASE_NAMESPACE]
         argv += ["--lease-name", self.lease] if self.lease else []
         argv += [f"--namespace={ns}" for ns in self.namespaces]
@@ -91,6 +94,16 @@ class ElectedOperator(OperatorProcess):
             return None
         values = [line.split()[-1] for line in text.splitlines() if line.startswith("hotfix_leader ")]
         return float(values[0]) if values else None
+
+    def healthz(self) -> tuple[int, str]:
+        """/healthz on the health port: the standby's own answer, then Kopf's once this process leads."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, ""
+        except OSError:
+            return 0, ""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -264,6 +277,7 @@ def test_only_the_leader_acts_and_the_standby_finishes_when_it_is_killed(
     b = elected("ha-b", lease)
     wait_for("b to stand by", lambda: "standing by" in b.log() and b.leader_gauge() == 0.0, timeout=60)
     wait_for("a's gauge", lambda: a.leader_gauge() == 1.0, timeout=30)
+    assert b.healthz() == (200, "standby\n")  # Ready to take over
     blue_hash = next(iter(pods_by_hash(kube, ns)))
 
     with EndpointSampler(cluster.kubeconfig, ns, "checkout", NAME) as sampler:
@@ -302,6 +316,9 @@ def test_only_the_leader_acts_and_the_standby_finishes_when_it_is_killed(
     assert all(audit_time(e) >= held.spec.acquire_time for e in b_writes), (held.spec.acquire_time, b_writes)
     assert held.spec.lease_transitions == 1
     assert f"took it over from {a.identity}" in b.log()
+    code, body = b.healthz()
+    assert code == 200 and body != "standby\n", body  # Kopf's liveness endpoint, on the same port
+    assert b.leader_gauge() == 1.0
 
     # exactly one switch to green, and the selector's changes are the ones status.audit accounts for
     changes = [w for w in selector_writes(cluster.audit_events(), ns, "checkout", APP) if w.changed]
