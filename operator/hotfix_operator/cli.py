@@ -7,11 +7,14 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 import urllib.parse
 from typing import TYPE_CHECKING
 
 from hotfix_operator import verify_command
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -101,13 +104,20 @@ def _lead(args: argparse.Namespace, identity: str, metrics: Metrics) -> leader.E
     elector = leader.Elector(lock, identity, args.lease_seconds,
                              on_change=lambda leading: metrics.leader.set(int(leading)))
     health = leader.HealthServer(args.health_port, elector.healthy) if args.health_port else None
+    standby_stop = signal.signal(signal.SIGTERM, _stop_standing_by)  # a standby has nothing to finish
     try:
         elector.acquire()
     finally:
+        signal.signal(signal.SIGTERM, standby_stop)  # Kopf's own handler takes over once it runs
         if health is not None:
             health.close()
     elector.start_renewing()
     return elector
+
+
+def _stop_standing_by(_signal: int, _frame: object) -> None:
+    log.info("SIGTERM while standing by: exiting")
+    sys.exit(0)
 
 
 def _controller(args: argparse.Namespace, api: ApiClient, metrics: Metrics) -> Controller:

@@ -348,6 +348,13 @@ def test_a_leader_stopped_cleanly_releases_the_lease_and_the_standby_takes_it_at
              interval=0.1)
     print(f"\n[ha] released Lease taken {time.monotonic() - stopped:.1f}s after SIGTERM", flush=True)
     assert "took it over from nobody (released)" in b.log()
+    # a standby stopped has nothing to finish or release
+    c = elected("ha-c", lease)
+    wait_for("c to stand by", lambda: "standing by" in c.log(), timeout=60)
+    c.stop()
+    assert c.popen is not None and c.popen.returncode == 0, c.log_tail()
+    assert "SIGTERM while standing by: exiting" in c.log() and "released" not in c.log()
+    assert holder(kube, lease) == b.identity
 
 
 def test_a_leader_that_cannot_renew_stops_at_once(
