@@ -270,7 +270,8 @@ class TestWindow:
         assert not is_finished(decision) and decision.requeue_after is not None
         assert decision.requeue_after <= 600
         world.now += datetime.timedelta(seconds=601)
-        assert is_finished(reconcile(world.release, status, world.observe(status)))
+        closing = reconcile(world.release, status, world.observe(status))  # one more look, then finished
+        assert is_finished(reconcile(world.release, closing.status, world.observe(closing.status)))
 
     def test_no_checks_are_due_outside_an_undo(self) -> None:
         world, status = succeeded(hotfix((HEALTH,)))
@@ -319,7 +320,14 @@ def test_once_the_window_passed_the_release_says_so_for_the_api_server() -> None
     world, status = succeeded(rules=GovernanceRules(undo_window_seconds=60))
     world.now += datetime.timedelta(seconds=61)
     decision = reconcile(world.release, status, world.observe(status))
-    assert decision.status.undo_window_closed is True and is_finished(decision)
+    # not finished in the decision that closes it: an undo accepted before that write gets one more look
+    assert decision.status.undo_window_closed is True and not is_finished(decision)
+    assert is_finished(reconcile(world.release, decision.status, world.observe(decision.status)))
+    late = with_undo(world.release)
+    judged = reconcile(late, decision.status, world.observe(decision.status)).status
+    assert judged.undo is not None and judged.undo.decision == "Refused"
+    cond = judged.condition(ConditionType.UNDONE)
+    assert cond is not None and cond.reason == Reason.UNDO_WINDOW_CLOSED
 
 
 def test_after_an_undo_the_release_notes_are_told_once_and_only_after_the_release_is_published() -> None:

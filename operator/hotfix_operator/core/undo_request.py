@@ -17,7 +17,7 @@ from hotfix_operator.core import undo_approval
 from hotfix_operator.core.check_model import CheckState
 from hotfix_operator.core.checks import of_stage
 from hotfix_operator.core.model import BlueGreen, Release, Status, UndoStatus, UndoTimes
-from hotfix_operator.core.step import Step
+from hotfix_operator.core.step import ACTIVE_REQUEUE, Step
 
 DEFAULT_WINDOW_SECONDS = 24 * 3600
 # the stages the undo's checks run as, against the previous version: the pre-promotion checks before traffic
@@ -58,6 +58,9 @@ def succeeded(s: Step) -> None:
             s.requeue((ends - s.now).total_seconds())  # an undo may still come: stay in view until then
         elif ends is not None and not s.status.undo_window_closed:
             s.update(undo_window_closed=True)  # from now on the API server refuses spec.undo itself
+            # One more look before the release is finished: this decision may rest on a copy of the release
+            # older than an undo the API server accepted before this write (the write's answer carries it).
+            s.requeue(ACTIVE_REQUEUE)
         return
     refused = refusal(s, ends)
     if refused is not None:
