@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,7 +33,7 @@ from kubernetes import client
 from hotfix_operator.core import leadership
 from hotfix_operator.core.leadership import Claim, Move
 from hotfix_operator.leader import EXIT_LEASE_LOST, Elector, LeaseLock
-from localcluster.cluster import LocalCluster, _die_with_parent, free_port
+from localcluster.cluster import LocalCluster
 from localcluster.oci import PushedImage
 from tests.integration.conftest import (
     POLICY_LABEL,
@@ -48,65 +45,21 @@ from tests.integration.conftest import (
 from tests.kube import Kube, wait_for
 from tests.support.chaos import recorded_moves, selector_writes
 from tests.support.cutover import APP, assert_original_shape, condition, pods_by_hash
+from tests.support.elected import (
+    LEASE_NAMESPACE,
+    LEASE_SECONDS,
+    ElectedOperator,
+    audit_time,
+    holder,
+    lease_of,
+    service_writes,
+)
 from tests.support.traffic import EndpointSampler
 
 pytestmark = pytest.mark.timeout(420)
-LEASE_NAMESPACE = "hotfix-system"
-LEASE_SECONDS = 8  # renewed every 2.7 s; the leader fences itself 5.3 s after its last renewal
 TAKEOVER_BUDGET = 30.0
 NAME = "checkout-hotfix"
 REPO = Path(__file__).resolve().parents[2]
-
-
-class ElectedOperator(OperatorProcess):
-    """`hotfix-operator run --leader-elect` with an identity of its own, its own log, optionally sharded."""
-
-    def __init__(self, cluster: LocalCluster, identity: str, lease: str | None,
-                 namespaces: tuple[str, ...] = (), verbose: bool = False) -> None:
-        super().__init__(cluster)
-        self.identity, self.lease, self.namespaces, self.verbose = identity, lease, namespaces, verbose
-        self.health_port = free_port()
-        self.log_path = cluster.workdir / "logs" / f"operator-{identity}.log"
-
-    @property
-    def user_agent(self) -> str:
-        return f"hotfix-operator ({self.identity})"
-
-    def start(self) -> None:
-        self.metrics_port = free_port()
-        argv = [sys.executable, "-m", "hotfix_operator.cli", "run", "--kubeconfig",
-                str(self.cluster.operator_kubeconfig), "--registry-ca-file", str(self.cluster.ca_file),
-                "--metrics-port", str(self.metrics_port), "--metrics-address", "127.0.0.1",
-                "--health-port", str(self.health_port), "--leader-elect", "--identity", self.identity,
-                "--lease-seconds", str(LEASE_SECONDS),
-                "--lease-namespace", LEASE_NAMESPACE]
-        argv += ["--lease-name", self.lease] if self.lease else []
-        argv += [f"--namespace={ns}" for ns in self.namespaces]
-        argv += ["--verbose"] if self.verbose else []
-        with self.log_path.open("ab") as out:
-            self.popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          preexec_fn=_die_with_parent, env={**os.environ})
-
-    def leader_gauge(self) -> float | None:
-        try:
-            text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).read().decode()
-        except OSError:
-            return None
-        values = [line.split()[-1] for line in text.splitlines() if line.startswith("hotfix_leader ")]
-        return float(values[0]) if values else None
-
-    def healthz(self) -> tuple[int, str]:
-        """/healthz on the health port: the standby's own answer, then Kopf's once this process leads."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as answer:
-                return answer.status, answer.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, ""
-        except OSError:
-            return 0, ""
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 @pytest.fixture
@@ -133,20 +86,6 @@ def elected(quiet_cluster: LocalCluster) -> Iterator[Callable[..., ElectedOperat
         proc.stop()
 
 
-def lease_of(kube: Kube, name: str) -> client.V1Lease | None:
-    try:
-        return client.CoordinationV1Api(kube.api).read_namespaced_lease(name, LEASE_NAMESPACE)
-    except client.ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-
-
-def holder(kube: Kube, name: str) -> str | None:
-    lease = lease_of(kube, name)
-    return lease.spec.holder_identity if lease is not None and lease.spec is not None else None
-
-
 def quickstart_namespace(kube: Kube, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:5]}"
     kube.kubectl("create", "namespace", name)
@@ -166,17 +105,6 @@ def namespaces(kube: Kube) -> Iterator[list[str]]:
     yield made
     for name in made:
         kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-def service_writes(cluster: LocalCluster, namespace: str) -> list[dict[str, Any]]:
-    """Every completed update or patch of a Service in `namespace`, from the kube-apiserver's audit log."""
-    return [e for e in cluster.audit_events() if e.get("stage") == "ResponseComplete"
-            and (e.get("objectRef") or {}).get("namespace") == namespace
-            and (e.get("objectRef") or {}).get("resource") == "services"]
-
-
-def audit_time(event: dict[str, Any]) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(str(event["requestReceivedTimestamp"]).replace("Z", "+00:00"))
 
 
 # -- the Lease itself: never two holders ---------------------------------------------------------------------
