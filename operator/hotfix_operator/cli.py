@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from hotfix_operator import verify_command
 
+CONNECTIONS = 32
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
@@ -41,7 +42,11 @@ def _run(args: argparse.Namespace) -> int:
     metrics = Metrics()
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=metrics.registry)
-    api = client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    # as many connections as threads may send at once (reconciles, their parallel reads, approval checks):
+    # the client's default (5 per core) would open and drop extra ones under load
+    configuration.connection_pool_maxsize = CONNECTIONS
+    api = client.ApiClient(configuration)
     api.user_agent = _user_agent(identity)  # the API server's audit log names the replica that wrote
     # Built before the wait, so a standby that takes over starts at once; building starts no thread and
     # sends no request. Nothing runs it before Kopf starts, and Kopf starts only once this process leads.
