@@ -284,3 +284,23 @@ def test_a_status_write_is_remembered_until_the_release_is_done() -> None:
     kube.gone = True
     assert controller.reconcile_once("shop", "checkout-hotfix").done
     assert ("shop", "checkout-hotfix") not in controller._written
+
+
+def test_a_release_is_finished_only_on_a_live_read() -> None:
+    controller, kube, _ = controller_for(approved())
+    for _ in range(80):
+        outcome = controller.reconcile_once("shop", "checkout-hotfix")
+        if outcome.phase == Phase.SUCCEEDED:
+            break
+        kube.world.tick()
+    controller.clock.now += datetime.timedelta(hours=24)  # type: ignore[attr-defined]
+    gets = []
+    for _ in range(3):
+        seen = kube.get_release("shop", "checkout-hotfix")  # the watch's copy, as fresh as it gets
+        kube.calls.clear()
+        outcome = controller.reconcile_once("shop", "checkout-hotfix", seen=seen)
+        gets.append(kube.calls.count("get"))
+        if outcome.done:
+            break
+    assert outcome.done
+    assert gets[-1] == 1 and sum(gets[:-1]) == 0, "only the reconcile that finishes it reads the release live"

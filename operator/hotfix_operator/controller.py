@@ -109,9 +109,15 @@ class Controller:
 
     def reconcile_once(self, namespace: str, name: str, *, force_abort: bool = False,
                        seen: dict[str, Any] | None = None) -> Outcome:
-        """One reconcile. `seen` is the object as the watch last delivered it (None: read it live)."""
+        """One reconcile. `seen` is the object as the watch last delivered it (None: read it live).
+
+        A release is finished only on a live read: "nothing left, ever" is the one answer no later event
+        corrects, and the watch's copy may not yet hold a change made just before (an undo set as its
+        window closes, while the operator was stalled)."""
         with self.metrics.reconcile_duration.time():
             outcome = self._reconcile_once(namespace, name, force_abort=force_abort, seen=seen)
+            if outcome.done and seen is not None:
+                outcome = self._reconcile_once(namespace, name, force_abort=force_abort, seen=None)
         if outcome.done:
             self._written.pop((namespace, name), None)
         return outcome
