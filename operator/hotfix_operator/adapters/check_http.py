@@ -5,7 +5,9 @@ and the answer is read up to a limit, so a hostile or broken endpoint cannot flo
 
 from __future__ import annotations
 
+import functools
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,10 +36,18 @@ def resolve(host: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+@functools.cache
+def default_tls() -> ssl.SSLContext:
+    """What verify=True means to httpx (the certifi bundle, hostnames checked), built once: a new client would
+    load and parse the bundle again for every request, plain http included."""
+    return httpx.create_ssl_context(verify=True, trust_env=False)
+
+
 def request(method: str, url: str, *, timeout: float, headers: dict[str, str] | None = None,
             json_body: Any = None, verify: str | bool = True) -> Answer:
+    tls: ssl.SSLContext | str | bool = default_tls() if verify is True else verify
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False, verify=verify, trust_env=False) as client, \
+        with httpx.Client(timeout=timeout, follow_redirects=False, verify=tls, trust_env=False) as client, \
                 client.stream(method, url, headers=headers, json=json_body) as response:
             chunks, size = [], 0
             for chunk in response.iter_bytes():
