@@ -22,6 +22,7 @@ import datetime
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +66,24 @@ def run_template(cluster: AuditedCluster, source: Source, image: Any) -> Templat
             # a record is old: its undo window (UNDO_WINDOW_SECONDS here) has closed, which the operator writes
             wait_until("the template's undo window closed", lambda: bool(read_release(
                 cluster, "records-template", "hf")["status"].get("undoWindowClosed")), 120, operator.check_alive)
-            time.sleep(2)  # its daemon's last reconcile is done
+            # and its daemon's last write is done (an operator that labels a finished release writes once more)
+            quiet(lambda: read_release(cluster, "records-template", "hf")["metadata"]["resourceVersion"], 3.0)
         finally:
             operator.stop()
     body = read_release(cluster, "records-template", "hf")
     if body["status"]["phase"] != "Succeeded":
         raise SystemExit(f"the template release ended {body['status']['phase']}")
     return Template(body)
+
+
+def quiet(version: Callable[[], str], seconds: float, timeout: float = 60) -> None:
+    """Returns once `version()` has not changed for `seconds`."""
+    last, since, deadline = version(), time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() - since < seconds and time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = version()
+        if now != last:
+            last, since = now, time.monotonic()
 
 
 def changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,8 @@ Per cutover: each controller's CPU (utime+stime, /proc/<pid>/stat) from before i
 divided by the runs, and its peak VmRSS sampled every 0.2 s over the same window (and VmHWM). Our cutover is a
 whole hotfix (provenance gate, approval, green, switch, fold into the Deployment, green removed); Argo's is
 image update, preview, promotion, switch (its old ReplicaSet is scaled down 30 s later, inside the window
-only for the runs that follow).
+only for the runs that follow). Ours is also split: filing -> AwaitingApproval (the image and provenance
+gates, which Argo Rollouts does not have) and approval -> Succeeded (the cutover itself).
 """
 
 from __future__ import annotations
@@ -76,25 +77,34 @@ def ours(cluster: AuditedCluster, source: Any) -> dict[str, Any]:
         wait_until("the operator's health endpoint", operator.healthy, 60, operator.check_alive)
         fleet = watching.fleet
 
+        stats, split = operator.stats, {"filingToAwaitingApproval": 0.0, "approvalToSucceeded": 0.0}
+
         def runs() -> list[float]:
             samples = []
             for run in range(RUNS):
                 ns = f"ours-{run}"
                 prepare_namespaces(cluster, [ns], LABEL, argo_rollouts.REPLICAS)
+                cpu_filed = stats.cpu_seconds()
                 file_all(cluster, [release_manifest(image, ns, None)])
                 wait_until(f"{ns} awaiting approval", lambda ns=ns: fleet.at(ns, "AwaitingApproval") is not None,
                            120, operator.check_alive)
+                cpu_approved = stats.cpu_seconds()
                 with Timeline(str(cluster.kubeconfig), ns) as timeline:
                     approve_all(cluster, [ns])
                     wait_until(f"{ns} finished", lambda ns=ns: fleet.count([ns], FINISHED) == 1, 180,
                                operator.check_alive)
+                split["filingToAwaitingApproval"] += cpu_approved - cpu_filed
+                split["approvalToSucceeded"] += stats.cpu_seconds() - cpu_approved
                 if fleet.at(ns, "Succeeded") is None:
                     raise SystemExit(f"{ns} ended {fleet.seen[ns]}")
                 samples.append(timeline.gap("green available", "active selector on green"))
                 time.sleep(SPACING)
             return samples
 
-        return window(operator.stats, runs)
+        found = window(stats, runs)
+        # where a hotfix's CPU goes: the gates before approval (image, provenance), and the cutover after it
+        found["cpuSecondsPerCutoverByStage"] = {k: v / RUNS for k, v in split.items()}
+        return found
 
 
 def argo(cluster: AuditedCluster) -> dict[str, Any]:
@@ -133,6 +143,11 @@ def main() -> None:
     rows = [(name, *(f"{r['promotionToSwitchSeconds'][q] * 1000:.0f}" for q in ("p50", "p95", "max")),
              f"{r['peakRssMB']:.0f}", f"{r['cpuSecondsPerCutover']:.3f}")
             for name, r in (("hotfix-operator", mine), (f"Argo Rollouts {argo_rollouts.version()}", theirs))]
+    by_stage = mine["cpuSecondsPerCutoverByStage"]
+    rows.append(("  ours: CPU-s filing -> awaiting approval (gates)", "", "", "", "",
+                 f"{by_stage['filingToAwaitingApproval']:.3f}"))
+    rows.append(("  ours: CPU-s approval -> Succeeded (cutover)", "", "", "", "",
+                 f"{by_stage['approvalToSucceeded']:.3f}"))
     rows.append(("ours / Argo", *(f"{ratios[k]:.2f}x" for k in ("promotionToSwitchP50Ratio",
                                                                   "promotionToSwitchP95Ratio")),
                  "", f"{ratios['peakRssRatio']:.2f}x", f"{ratios['cpuSecondsPerCutoverRatio']:.2f}x"))
