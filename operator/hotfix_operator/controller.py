@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from hotfix_operator.core.lifecycle import (
     needs_image_check,
     needs_provenance_check,
     needs_rules,
+    only_progress,
     reconcile,
     watched_objects,
 )
@@ -38,6 +40,8 @@ from hotfix_operator.notifier import Notifier
 from hotfix_operator.probes import Probes
 
 log = logging.getLogger(__name__)
+# how often a status change that is only a progress line is written (core.lifecycle.only_progress)
+PROGRESS_WRITE_SECONDS = 1.0
 
 
 def utcnow() -> datetime.datetime:
@@ -106,6 +110,7 @@ class Controller:
         # (namespace, name) -> the object as this operator's last status write left it: the watch may
         # not have delivered it yet when the next reconcile starts
         self._written: dict[tuple[str, str], dict[str, Any]] = {}
+        self._written_at: dict[tuple[str, str], float] = {}
 
     def reconcile_once(self, namespace: str, name: str, *, force_abort: bool = False,
                        seen: dict[str, Any] | None = None) -> Outcome:
@@ -120,6 +125,7 @@ class Controller:
                 outcome = self._reconcile_once(namespace, name, force_abort=force_abort, seen=None)
         if outcome.done:
             self._written.pop((namespace, name), None)
+            self._written_at.pop((namespace, name), None)
         return outcome
 
     def release_body(self, namespace: str, name: str, seen: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -134,7 +140,13 @@ class Controller:
         newer = newest(seen, written)
         return newer if newer is not None else self.kube.get_release(namespace, name)
 
+    def _holds_back(self, release: Release, status: Status, decision: Decision) -> bool:
+        at = self._written_at.get((release.namespace, release.name))
+        return (at is not None and time.monotonic() - at < PROGRESS_WRITE_SECONDS and not decision.actions
+                and not decision.events and only_progress(status, decision.status))
+
     def _write_status(self, release: Release, status: Status) -> None:
+        self._written_at[(release.namespace, release.name)] = time.monotonic()
         stored = self.kube.write_status(release, status)
         if stored:
             self._written[(release.namespace, release.name)] = stored
@@ -192,6 +204,13 @@ class Controller:
 
     def carry_out(self, release: Release, status: Status, decision: Decision, now: datetime.datetime) -> Decision:
         """Write the decided status, then act, then tell (the order core.lifecycle relies on)."""
+        if self._holds_back(release, status, decision):
+            # A progress line alone is written at most once a PROGRESS_WRITE_SECONDS: each write costs the API
+            # server a validation of the whole status, and a reconcile busy writing one reacts late to the
+            # change it waits for (green available, say). The next reconcile writes it.
+            wait = PROGRESS_WRITE_SECONDS - (time.monotonic() - self._written_at[(release.namespace, release.name)])
+            return dataclasses.replace(decision, status=status, requeue_after=_sooner(decision.requeue_after,
+                                                                                        max(0.1, wait)))
         if decision.status != status:
             self._write_status(release, decision.status)
         for action in decision.actions:

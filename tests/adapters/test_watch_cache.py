@@ -154,3 +154,4 @@ def test_a_store_updated_while_copied_is_copied_again() -> None:
     store = Flaky()
     assert watch_cache._values({"k": store}, "k") == ["x"]
     assert store.calls == 2
+

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotfix_operator.api import AUDIT_LIMIT, POD_TEMPLATE_HASH, Phase
+from hotfix_operator.api import AUDIT_LIMIT, POD_TEMPLATE_HASH, ConditionType, Phase
 from hotfix_operator.core.actions import DeleteDeployment, SetServiceSelector
 from hotfix_operator.core.lifecycle import Decision, incident_id, reconcile
 from hotfix_operator.core.model import Abort, AuditEntry, Release, Status
@@ -421,3 +421,18 @@ class TestTrafficMovesOnlyWhenSeen:
         assert {(a.service, tuple(sorted(a.selector.items()))) for a in decision.actions
                 if isinstance(a, SetServiceSelector)} == {("checkout", tuple(sorted(green.items()))),
                                                           ("checkout-preview", tuple(sorted(green.items())))}
+
+
+def test_only_a_message_change_is_progress() -> None:
+    from hotfix_operator.core.conditions import set_condition
+    from hotfix_operator.core.lifecycle import only_progress
+
+    base = Status(phase=Phase.DEPLOYING, message="0/3", conditions=set_condition(
+        (), ConditionType.GREEN_AVAILABLE, "False", "Progressing", "0/3", generation=1, now=T0))
+    said = base.model_copy(update={"message": "1/3", "conditions": set_condition(
+        base.conditions, ConditionType.GREEN_AVAILABLE, "False", "Progressing", "1/3", generation=1, now=T0)})
+    assert only_progress(base, said)
+    assert not only_progress(base, base)
+    assert not only_progress(base, said.model_copy(update={"phase": Phase.PRE_PROMOTION}))
+    assert not only_progress(base, said.model_copy(update={"conditions": set_condition(
+        base.conditions, ConditionType.GREEN_AVAILABLE, "True", "Available", "3/3", generation=1, now=T0)}))

@@ -102,6 +102,12 @@ class KubeAdapter:
         data: dict[str, Any] = json.loads(response.data)
         return data
 
+    @staticmethod
+    def send(call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """One write whose answer is not needed. The answer is still read: an unread one keeps its connection
+        out of the pool, so the next request would open (and pay for) a new TLS connection."""
+        call(*args, _preload_content=False, **kwargs).data  # noqa: B018 -- read for its side effect
+
     def get_release(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return self.read(self.custom.get_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL,
@@ -257,8 +263,8 @@ class KubeAdapter:
         """Label a release the operator has nothing left to do for (api.LABEL_SETTLED)."""
         patch = {"metadata": {"labels": {LABEL_SETTLED: "true"}}}
         try:
-            self.custom.patch_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, name, patch,
-                                                       _preload_content=False)
+            self.send(self.custom.patch_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL, name,
+                      patch)
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -268,15 +274,14 @@ class KubeAdapter:
         ns = release.namespace
         if isinstance(action, SetServiceSelector):
             selector_patch = [{"op": "replace", "path": "/spec/selector", "value": dict(action.selector)}]
-            self.core.patch_namespaced_service(action.service, ns, selector_patch, _content_type=JSON_PATCH,
-                                               _preload_content=False)
+            self.send(self.core.patch_namespaced_service, action.service, ns, selector_patch,
+                      _content_type=JSON_PATCH)
             self.cache.wrote_selector(ns, action.service, action.selector)
             return f"Service {action.service} selector -> {dict(action.selector)} ({action.why})"
         if isinstance(action, CreateDeployment):
             name = action.manifest["metadata"]["name"]
             try:
-                self.apps.create_namespaced_deployment(ns, dict(action.manifest),  # type: ignore[arg-type]
-                                                       _preload_content=False)
+                self.send(self.apps.create_namespaced_deployment, ns, dict(action.manifest))
                 self.cache.created_deployment(ns, name)
             except ApiException as exc:
                 if exc.status != 409:
@@ -298,8 +303,8 @@ class KubeAdapter:
         if isinstance(action, SetContainerImage):
             image_patch = {"spec": {"template": {"spec": {"containers": [{"name": action.container,
                                                                            "image": action.image}]}}}}
-            self.apps.patch_namespaced_deployment(action.deployment, ns, image_patch, _content_type=STRATEGIC_MERGE,
-                                                  _preload_content=False)
+            self.send(self.apps.patch_namespaced_deployment, action.deployment, ns, image_patch,
+                      _content_type=STRATEGIC_MERGE)
             return f"Deployment {action.deployment} container {action.container} image -> {action.image}"
         raise TypeError(f"unknown action {action!r}")
 
@@ -321,7 +326,7 @@ class KubeAdapter:
 
     def _send_event(self, release: Release, reason: str, body: client.CoreV1Event) -> None:
         try:
-            self.core.create_namespaced_event(release.namespace, body, _preload_content=False)
+            self.send(self.core.create_namespaced_event, release.namespace, body)
         except Exception as exc:  # nothing here may break a reconcile; the audit trail has it
             log.warning("could not post Event %s for %s/%s: %s", reason, release.namespace, release.name, exc)
 

@@ -219,6 +219,16 @@ def watched_objects(release: Release, status: Status) -> tuple[tuple[str, str], 
     return ("Deployment", t.deployment), ("Deployment", green), ("Service", t.service)
 
 
+def only_progress(old: Status, new: Status) -> bool:
+    """`new` differs from `old` in what it says and in nothing it records: the messages alone changed (a
+    replica count in a progress line, say), so the shell may hold the write back for a moment."""
+    def quiet(status: Status) -> Status:
+        return status.model_copy(update={"message": "", "conditions": tuple(
+            c.model_copy(update={"message": ""}) for c in status.conditions)})
+
+    return new != old and quiet(new) == quiet(old)
+
+
 def holds_production(status: Status) -> bool:
     """The release owns the target's traffic and objects: deleting it must roll back first."""
     return status.phase is not None and status.phase.holds_target
