@@ -103,6 +103,10 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.posting.enabled = False  # the lifecycle posts its own Events, naming the actor
     settings.watching.server_timeout = 120
+    # Settled releases (nothing left to do, ever) are left out by the API server itself: years of records
+    # cost no listing, memory or handling at start. One leaves the watch when it is labelled (mark_settled
+    # drops the finalizer with it, so its deletion needs nobody).
+    settings.watching.label_selectors[API_GROUP, PLURAL] = f"!{LABEL_SETTLED}"
 
 
 @kopf.on.login()

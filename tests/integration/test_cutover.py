@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hotfix_operator.api import API_GROUP, API_VERSION, FINALIZER, PLURAL
 from hotfix_operator.api import LABEL_SETTLED as SETTLED
 from tests.integration.conftest import FileHotfix, OperatorProcess, abort, approval, approve
 from tests.kube import Kube, wait_for
@@ -206,6 +207,11 @@ def test_a_finished_hotfix_is_labelled_settled_and_a_restart_leaves_it_untouched
     assert after["metadata"]["resourceVersion"] == settled["metadata"]["resourceVersion"], \
         "a settled release is not written to after a restart"
     assert after["status"] == settled["status"]
+    # the operator no longer watches it, so nothing of its own may hold its deletion
+    assert FINALIZER not in (after["metadata"].get("finalizers") or [])
+    kube.custom.delete_namespaced_custom_object(API_GROUP, API_VERSION, ns, PLURAL, "checkout-hotfix")
+    wait_for("the settled release to be gone", lambda: not kube.custom.list_namespaced_custom_object(
+        API_GROUP, API_VERSION, ns, PLURAL)["items"], timeout=15)
 
 
 def test_the_requester_cannot_approve_their_own_hotfix(

@@ -27,6 +27,7 @@ from hotfix_operator.adapters.watch_cache import (
 from hotfix_operator.api import (
     API_GROUP,
     API_VERSION,
+    FINALIZER,
     LABEL_RELEASE_UID,
     LABEL_SERVICE_NAME,
     LABEL_SETTLED,
@@ -260,14 +261,26 @@ class KubeAdapter:
                          release.namespace, PLURAL, release.name, patch, _content_type=JSON_PATCH)
 
     def mark_settled(self, namespace: str, name: str) -> None:
-        """Label a release the operator has nothing left to do for (api.LABEL_SETTLED)."""
-        patch = {"metadata": {"labels": {LABEL_SETTLED: "true"}}}
-        try:
-            self.send(self.custom.patch_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL, name,
-                      patch)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        """Label a release the operator has nothing left to do for (api.LABEL_SETTLED), and drop its finalizer:
+        a settled release has nothing to put back, and the operator stops watching it (handlers.configure's
+        server-side selector), so a finalizer left on it would hold its deletion forever."""
+        for _attempt in range(3):
+            current = self.get_release(namespace, name)
+            if current is None:
+                return
+            meta = current["metadata"]
+            patch = {"metadata": {"labels": {LABEL_SETTLED: "true"}, "resourceVersion": meta["resourceVersion"],
+                                  "finalizers": [f for f in meta.get("finalizers") or [] if f != FINALIZER]}}
+            try:
+                self.send(self.custom.patch_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL, name,
+                          patch)
+                return
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+                if exc.status != 409:  # 409: changed since read; read again
+                    raise
+        raise RuntimeError(f"{namespace}/{name} kept changing while it was being labelled settled")
 
     def execute(self, release: Release, action: Action) -> str:
         """Carry out one action; returns a line for the log. Safe to repeat."""
