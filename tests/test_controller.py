@@ -11,7 +11,7 @@ from typing import Any, cast
 from hotfix_operator.adapters.kube import KubeAdapter
 from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ResolvedPolicy
 from hotfix_operator.api import Phase
-from hotfix_operator.controller import Controller
+from hotfix_operator.controller import Controller, Outcome
 from hotfix_operator.core.actions import Action, Event
 from hotfix_operator.core.check_model import CheckState, Measurement
 from hotfix_operator.core.governance import ApprovalCheck, GovernanceRules
@@ -203,13 +203,18 @@ def test_each_gate_runs_only_in_its_phase_and_resolves_the_policy_once() -> None
     ]
 
 
-def test_it_runs_to_succeeded_and_says_done_once_the_undo_window_closes() -> None:
-    controller, kube, _ = controller_for(approved())
+def run_to_succeeded(controller: Controller, kube: FakeKube) -> Outcome:
     for _ in range(80):
         outcome = controller.reconcile_once("shop", "checkout-hotfix")
         if outcome.phase == Phase.SUCCEEDED:
-            break
+            return outcome
         kube.world.tick()
+    raise AssertionError(f"not Succeeded after 80 reconciles: {outcome.phase}")
+
+
+def test_it_runs_to_succeeded_and_says_done_once_the_undo_window_closes() -> None:
+    controller, kube, _ = controller_for(approved())
+    outcome = run_to_succeeded(controller, kube)
     assert outcome.phase == Phase.SUCCEEDED and not outcome.done  # spec.undo may still come (core.undo)
     assert outcome.requeue_after is not None and outcome.requeue_after <= 24 * 3600
     assert Status.model_validate(kube.status).phase == Phase.SUCCEEDED
@@ -288,11 +293,7 @@ def test_a_status_write_is_remembered_until_the_release_is_done() -> None:
 
 def test_a_release_is_finished_only_on_a_live_read() -> None:
     controller, kube, _ = controller_for(approved())
-    for _ in range(80):
-        outcome = controller.reconcile_once("shop", "checkout-hotfix")
-        if outcome.phase == Phase.SUCCEEDED:
-            break
-        kube.world.tick()
+    run_to_succeeded(controller, kube)
     controller.clock.now += datetime.timedelta(hours=24)  # type: ignore[attr-defined]
     gets = []
     for _ in range(3):

@@ -178,9 +178,9 @@ async def deployment_changed(namespace: str | None, name: str, memo: kopf.Memo, 
 @kopf.on.event("apps", "v1", "replicasets")
 async def replicaset_changed(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # a Deployment's current pod-template-hash comes from its ReplicaSet
-    for owner in body.get("metadata", {}).get("ownerReferences") or []:
-        if owner.get("controller") and owner.get("kind") == "Deployment":
-            _wake_interested(memo, (namespace or "", "Deployment", owner.get("name", "")))
+    owner = watch_cache.controlling_deployment(body)
+    if owner is not None:
+        _wake_interested(memo, (namespace or "", "Deployment", str(owner.get("name", ""))))
 
 
 @kopf.on.event("", "v1", "services")

@@ -64,12 +64,19 @@ def replicaset_entry(body: Mapping[str, Any]) -> Entry:
             "hash": (meta.get("labels") or {}).get(POD_TEMPLATE_HASH)}
 
 
-def replicaset_owner(body: Mapping[str, Any]) -> str | None:
-    """The uid of the Deployment that controls this ReplicaSet, if one does."""
+def controlling_deployment(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The ownerReference of the Deployment that controls this ReplicaSet, if one does."""
     for owner in _meta(body).get("ownerReferences") or []:
         if owner.get("controller") and owner.get("kind") == "Deployment":
-            return str(owner.get("uid"))
+            found: Mapping[str, Any] = owner
+            return found
     return None
+
+
+def replicaset_owner(body: Mapping[str, Any]) -> str | None:
+    """The uid of the Deployment that controls this ReplicaSet, if one does."""
+    owner = controlling_deployment(body)
+    return None if owner is None else str(owner.get("uid"))
 
 
 def service_entry(body: Mapping[str, Any]) -> Entry:
