@@ -91,6 +91,22 @@ def _register(memo: kopf.Memo, uid: str, namespace: str, watches: tuple[tuple[st
     for key in wanted:
         interest.setdefault(key, set()).add(uid)
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """Kopf keeps the last handled spec of each object (its diff-base) for on.create/on.update handlers and
+    writes it to the object once it is first seen. There are none here: a daemon reconciles from the whole
+    object, and deletion is known by its timestamp. Keeping nothing saves one write per release and a deep
+    copy of the object on every watch event."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        return cast(kopf.BodyEssence, {})
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Reconciles run on the loop's default executor (asyncio.to_thread), which asyncio sizes by cores (6
@@ -99,7 +115,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         ThreadPoolExecutor(max_workers=RECONCILE_THREADS, thread_name_prefix="reconcile"))
     # Kopf's own bookkeeping goes to annotations, so status belongs to the lifecycle alone.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_PREFIX)
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.persistence.finalizer = FINALIZER
     settings.posting.enabled = False  # the lifecycle posts its own Events, naming the actor
     settings.watching.server_timeout = 120
