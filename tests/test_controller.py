@@ -58,8 +58,10 @@ class FakeKube:
             observed, self._behind = self._behind or copy.deepcopy(observed), copy.deepcopy(observed)
         else:
             self.calls.append("observe:live" if self.cached else "observe")
+        # as KubeAdapter.observe: the queue is looked up for the phases that decide on it
+        queue = observed.queue_ahead if status.phase in (Phase.VERIFYING, Phase.QUEUED) else None
         return Observations(**{**observed.__dict__, "now": now, "image": image, "provenance": provenance,
-                               "rules": rules, "approvals": approvals})
+                               "rules": rules, "approvals": approvals, "queue_ahead": queue})
 
     def write_status(self, release: Release, status: Status) -> None:
         self.calls.append("write")
@@ -78,6 +80,7 @@ class FakeKube:
 class FakeGates:
     def __init__(self) -> None:
         self.checked: list[str] = []
+        self.provenance: ProvenanceCheck | None = None  # None: World's passing answer
 
     def check_image(self, release: Release, policies: Any) -> ImageCheck:
         self.checked.append("image")
@@ -87,7 +90,7 @@ class FakeGates:
     def check_provenance(self, release: Release, policies: Any) -> ProvenanceCheck:
         self.checked.append("provenance")
         policies.for_namespace(release.namespace)
-        return World(release).provenance
+        return self.provenance or World(release).provenance
 
     def rules(self, release: Release, policies: Any) -> GovernanceRules | None:
         policies.for_namespace(release.namespace)  # a second reader in the same reconcile: served from its cache
@@ -185,22 +188,33 @@ def test_on_a_cache_one_reconcile_behind_nothing_is_removed_before_a_live_look_a
     assert kube.calls.count("observe:live") == 0
 
 
-def test_each_gate_runs_only_in_its_phase_and_resolves_the_policy_once() -> None:
+def test_each_gate_runs_once_in_the_reconcile_that_reaches_its_phase_and_resolves_the_policy_once() -> None:
     policies = CountingPolicies()
-    controller, _, gates = controller_for(approved(), policies)
+    controller, kube, gates = controller_for(approved(), policies)
     seen = []
-    for _ in range(4):
-        reads, checked = policies.reads, len(gates.checked)
+    for _ in range(3):  # the last: a cutover reconcile
+        reads, checked, writes = policies.reads, len(gates.checked), kube.calls.count("write")
         outcome = controller.reconcile_once("shop", "checkout-hotfix")
-        seen.append((outcome.phase, gates.checked[checked:], policies.reads - reads))
-    # every reconcile before the switch reads the policy's rules; the gate of the phase shares that read
-    assert seen == [
-        (Phase.PENDING, ["approvals"], 1),  # filed: its SLA comes from the policy, and the admission policy it is
-        # filed under is noted
-        (Phase.VERIFYING, ["image"], 1),
-        (Phase.AWAITING_APPROVAL, ["provenance"], 1),
-        (Phase.DEPLOYING, ["approvals"], 1),
+        seen.append((outcome.phase, gates.checked[checked:], policies.reads - reads,
+                     kube.calls.count("write") - writes))
+    # every reconcile before the switch reads the policy's rules once; the gates share that read
+    assert seen[:2] == [
+        # filed: its SLA comes from the policy, and the admission policy it is filed under is noted
+        (Phase.PENDING, ["approvals"], 1, 1),
+        # each phase before production asks its gate as it is entered, and one status write records them all:
+        # Pending (image) -> Verifying (provenance) -> AwaitingApproval (approvals, given) -> Deploying
+        (Phase.DEPLOYING, ["image", "provenance", "approvals"], 1, 1),
     ]
+    assert seen[2][:3] == (Phase.DEPLOYING, [], 0)  # the cutover's reconciles ask no gate
+
+
+def test_a_chain_stops_at_the_phase_whose_gate_has_no_verdict_yet_and_asks_nothing_beyond_it() -> None:
+    controller, kube, gates = controller_for(approved(), CountingPolicies())
+    gates.provenance = ProvenanceCheck(ok=False, reason="RegistryUnavailable", message="registry down", transient=True)
+    controller.reconcile_once("shop", "checkout-hotfix")
+    outcome = controller.reconcile_once("shop", "checkout-hotfix")
+    assert outcome.phase == Phase.VERIFYING and kube.calls.count("write") == 2
+    assert gates.checked == ["approvals", "image", "provenance"]  # nobody's approval is looked at yet
 
 
 def run_to_succeeded(controller: Controller, kube: FakeKube) -> Outcome:

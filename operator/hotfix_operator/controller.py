@@ -11,13 +11,14 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from hotfix_operator.adapters.kube import KubeAdapter
 from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ReconcilePolicies
 from hotfix_operator.api import OPERATOR, Phase
-from hotfix_operator.core.actions import Action, SetServiceSelector, removes_objects
+from hotfix_operator.core.actions import Action, Event, SetServiceSelector, one_per_passage, removes_objects
 from hotfix_operator.core.lifecycle import (
+    GATED_PHASES,
     checks_due,
     followups_due,
     is_finished,
@@ -40,8 +41,9 @@ from hotfix_operator.notifier import Notifier
 from hotfix_operator.probes import Probes
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 # how often a status change that is only a progress line is written (core.lifecycle.only_progress)
-PROGRESS_WRITE_SECONDS = 1.0
+PROGRESS_WRITE_SECONDS = 2.0
 
 
 def utcnow() -> datetime.datetime:
@@ -164,23 +166,28 @@ class Controller:
         status = Status.from_body(body)
         policies = ReconcilePolicies(self.policies)
         now = self.clock()
-        image = self.gates.check_image(release, policies) if needs_image_check(status) else None
-        provenance = self.gates.check_provenance(release, policies) if needs_provenance_check(status) else None
-        rules = self.gates.rules(release, policies) if needs_rules(status) else None
-        approvals = self.gates.check_approvals(release) if needs_approval_check(status) else None
-        if approvals is not None:
-            self.metrics.admission_policy_installed.set(1 if approvals.admission.ok else 0)
-        plan = self.probes.plan(release, status, policies) if needs_check_plan(status) else None
-        observations = self.kube.observe(release, status, now, image, provenance, rules=rules, approvals=approvals)
-        measured = self.probes.measure(release, status, checks_due(status, now), now)
-        observations = dataclasses.replace(observations, check_plan=plan, measurements=measured)
-        decision = self.carry_out(release, status, self.decide(release, status, observations), now)
+        observations = self.gather(release, status, policies, now)
+        decision = self.decide(release, status, observations)
+        for _ in range(len(GATED_PHASES)):
+            # The decision entered a phase before production whose gate this reconcile has not asked yet:
+            # ask it and decide again from the same start, so the phases chain (core.lifecycle.run_phases)
+            # and one status write records them all.
+            if decision.status.phase == status.phase or decision.status.phase not in GATED_PHASES:
+                break
+            observations = self.gather(release, decision.status, policies, now, earlier=observations)
+            decision = self.decide(release, status, observations)
+        decision = self.carry_out(release, status, decision, now, tell=False)
+        events = decision.events
         due = checks_due(decision.status, now)
         if due and decision.status.phase != status.phase:
-            # a stage of checks just began: its first measurements need not wait for another reconcile
+            # A stage of checks just began: its first measurements need not wait for another reconcile, nor
+            # for the Events of the first decision, which are posted after this one's actions.
             again = dataclasses.replace(with_selectors(observations, decision.actions), check_plan=None,
                                         measurements=self.probes.measure(release, decision.status, due, now))
-            decision = self.carry_out(release, decision.status, self.decide(release, decision.status, again), now)
+            decision = self.carry_out(release, decision.status, self.decide(release, decision.status, again), now,
+                                      tell=False)
+            events += decision.events
+        self.post_events(release, events, now)
         current = self.tell(release, decision.status, now, policies)
         wake = self.notifier.wake_in(release, current, now) if self.notifier is not None else None
         outcome = Outcome(decision.status.phase, _sooner(decision.requeue_after, wake),
@@ -188,6 +195,27 @@ class Controller:
         if followups_due(current) and self.followup is not None:
             return self.follow_up(release, current, outcome, policies)
         return outcome
+
+    def gather(self, release: Release, status: Status, policies: ReconcilePolicies, now: datetime.datetime,
+               earlier: Observations | None = None) -> Observations:
+        """What `status`'s phase decides on: the gates it asks for and the queue (what `earlier` holds is
+        kept, not asked again), the cluster as observed now, and the checks due."""
+        def ask(held: T | None, needed: bool, gate: Callable[[], T | None]) -> T | None:
+            return held if held is not None else (gate() if needed else None)
+
+        before = earlier or Observations(now=now, blue=None, service=None, preview_service=None, green=None)
+        image = ask(before.image, needs_image_check(status), lambda: self.gates.check_image(release, policies))
+        provenance = ask(before.provenance, needs_provenance_check(status),
+                         lambda: self.gates.check_provenance(release, policies))
+        rules = ask(before.rules, needs_rules(status), lambda: self.gates.rules(release, policies))
+        approvals = ask(before.approvals, needs_approval_check(status), lambda: self.gates.check_approvals(release))
+        if approvals is not None and approvals is not before.approvals:
+            self.metrics.admission_policy_installed.set(1 if approvals.admission.ok else 0)
+        plan = ask(before.check_plan, needs_check_plan(status), lambda: self.probes.plan(release, status, policies))
+        observations = self.kube.observe(release, status, now, image, provenance, rules=rules, approvals=approvals)
+        queue = before.queue_ahead if observations.queue_ahead is None else observations.queue_ahead
+        measured = self.probes.measure(release, status, checks_due(status, now), now)
+        return dataclasses.replace(observations, check_plan=plan, measurements=measured, queue_ahead=queue)
 
     def decide(self, release: Release, status: Status, observations: Observations) -> Decision:
         """The core's decision; one that removes something is made again on live reads when the first was
@@ -202,8 +230,10 @@ class Controller:
             decision = reconcile(release, status, live)
         return decision
 
-    def carry_out(self, release: Release, status: Status, decision: Decision, now: datetime.datetime) -> Decision:
-        """Write the decided status, then act, then tell (the order core.lifecycle relies on)."""
+    def carry_out(self, release: Release, status: Status, decision: Decision, now: datetime.datetime, *,
+                  tell: bool = True) -> Decision:
+        """Write the decided status, then act, then post its Events (the order core.lifecycle relies on);
+        with `tell` False the caller posts them, after whatever else it still carries out."""
         if self._holds_back(release, status, decision):
             # A progress line alone is written at most once a PROGRESS_WRITE_SECONDS: each write costs the API
             # server a validation of the whole status, and a reconcile busy writing one reacts late to the
@@ -215,10 +245,14 @@ class Controller:
             self._write_status(release, decision.status)
         for action in decision.actions:
             log.info("%s/%s: %s", release.namespace, release.name, self.kube.execute(release, action))
-        for event in decision.events:
-            self.kube.post_event(release, event, now)
+        if tell:
+            self.post_events(release, decision.events, now)
         self.metrics.record(status, decision.status, release.namespace, release.name)
         return decision
+
+    def post_events(self, release: Release, events: tuple[Event, ...], now: datetime.datetime) -> None:
+        for event in one_per_passage(events):
+            self.kube.post_event(release, event, now)
 
     def tell(self, release: Release, status: Status, now: datetime.datetime, policies: ReconcilePolicies) -> Status:
         """The HotfixPolicy's receivers hear what happened; their answers arrive in a later reconcile."""
@@ -245,8 +279,7 @@ class Controller:
         result = self.followup.run(release, status, github, now)
         if result.status != status:
             self._write_status(release, result.status)
-        for event in result.events:
-            self.kube.post_event(release, event, now)
+        self.post_events(release, result.events, now)
         self.metrics.record_followup(result)
         if result.step is not None:
             log.info("%s/%s: follow-up %s: %s", release.namespace, release.name, result.step,

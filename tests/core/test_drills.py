@@ -63,8 +63,10 @@ def test_a_passing_drill_checks_green_then_removes_it_and_reports_its_stages() -
     world.answer = answers({"health": ["pass"]})
     status, decisions, phases = run(world)
     assert status.phase == Phase.DRILL_PASSED
-    # the real path, no approval wait (NotRequired by default), stopped before any switch
-    assert phases[:4] == [Phase.PENDING, Phase.VERIFYING, Phase.DEPLOYING, Phase.PRE_PROMOTION]
+    # the real path, no approval wait (NotRequired by default), stopped before any switch; Verifying passes in
+    # the reconcile after Pending, which gathers its gate too
+    assert phases[:3] == [Phase.PENDING, Phase.DEPLOYING, Phase.PRE_PROMOTION]
+    assert [e.action for e in status.audit][:3] == [Phase.PENDING, Phase.VERIFYING, "ProvenanceVerified"]
     assert Phase.DRILL_ENDING in phases and Phase.PROMOTED not in phases and Phase.AWAITING_APPROVAL not in phases
     assert any(e.action == Reason.DRILL_APPROVAL_SKIPPED and "NotRequired" in e.detail for e in status.audit)
     assert status.timestamps.promoted is None and status.checks[0].phase == "Passed"

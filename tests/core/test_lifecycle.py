@@ -3,6 +3,7 @@ between any two steps never leaves production worse off than doing nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
@@ -51,6 +52,18 @@ class TestHappyPath:
         assert world.green is not None and world.green.deleted
         assert status.condition("Ready") is not None and status.condition("Ready").status == "True"  # type: ignore[union-attr]
 
+    def test_while_green_comes_up_it_says_it_waits_and_rolls_back_only_at_the_deadline(self) -> None:
+        world = World(approved(), green_ready_after=None)
+        status = run_until(world, Status(), lambda s: s.timestamps.green_created is not None)
+        world.tick()
+        status = reconcile(world.release, status, world.observe()).status
+        assert status.phase == Phase.DEPLOYING
+        assert status.message.startswith("waiting for green checkout-hotfix-") and "in time" not in status.message
+        world.tick(31)
+        status = reconcile(world.release, status, world.observe()).status
+        assert status.phase == Phase.ROLLING_BACK
+        assert "was not available in time" in next(e.detail for e in status.audit if e.action == "RollingBack")
+
     def test_status_identifies_the_incident_and_the_sla(self) -> None:
         status = reconcile(approved(), Status(), World(approved()).observe()).status
         assert status.incident_id == "INC-20261123-091200" == incident_id(T0)
@@ -78,6 +91,42 @@ class TestHappyPath:
         assert labels["app"] == "checkout" and labels["tier"] == "web" and labels["hotfix.dev/role"] == "green"
         assert world.green.template["spec"]["containers"][0]["image"] == HOTFIX_IMAGE
         assert world.blue.template["spec"]["containers"][0]["image"] == BLUE_IMAGE
+
+
+class TestPhasesBeforeProductionChainOnTheirGatesAnswersOnly:
+    """The shell asks a gate only for the phase that decides on it; a phase runs in the reconcile that entered
+    it only when its answer is there."""
+
+    def test_with_every_answer_one_decision_goes_from_pending_to_deploying(self) -> None:
+        world = World(approved())
+        filed = reconcile(world.release, Status(), world.observe()).status
+        decision = reconcile(world.release, filed, world.observe())
+        assert decision.status.phase == Phase.DEPLOYING
+        assert phases(decision.status) == ["Pending", "Verifying", "AwaitingApproval", "Deploying"]
+        assert [e.reason for e in decision.events] == ["Verifying", "AwaitingApproval", "Approved"]
+
+    def test_verifying_is_not_decided_before_the_queue_is_looked_up(self) -> None:
+        world = World(approved())
+        filed = reconcile(world.release, Status(), world.observe()).status
+        unlooked = dataclasses.replace(world.observe(), queue_ahead=None)
+        decision = reconcile(world.release, filed, unlooked)
+        assert decision.status.phase == Phase.VERIFYING and decision.status.queued_behind is None
+
+    def test_a_release_behind_another_for_its_deployment_is_queued_in_the_same_decision(self) -> None:
+        world = World(approved())
+        world.queue_ahead = ("checkout-hotfix-earlier",)
+        filed = reconcile(world.release, Status(), world.observe()).status
+        decision = reconcile(world.release, filed, world.observe())
+        assert decision.status.phase == Phase.QUEUED and decision.status.queued_behind == "checkout-hotfix-earlier"
+        assert not decision.actions
+
+    def test_awaiting_approval_is_not_judged_without_the_approvers_rights(self) -> None:
+        world = World(approved())
+        filed = reconcile(world.release, Status(), world.observe()).status
+        decision = reconcile(world.release, filed, dataclasses.replace(world.observe(), approvals=None))
+        assert decision.status.phase == Phase.AWAITING_APPROVAL and not decision.actions
+        # it says how to approve, and does not claim the rules are unreadable: they were not asked yet
+        assert "kubectl hotfix approve" in decision.status.message and "cannot read" not in decision.status.message
 
 
 class TestRefusals:
@@ -389,7 +438,8 @@ class TestTrafficMovesOnlyWhenSeen:
     def test_the_bake_is_counted_from_the_switch_seen_on_the_endpoint_slices(self) -> None:
         bake = 5
         world = World(approved(bakeSeconds=bake), endpoint_syncs=iter([False, False, True] * 50))
-        status = run_until(world, Status(), lambda s: s.phase == Phase.AWAITING_APPROVAL)
+        # approved from the start: Verifying and AwaitingApproval pass in the reconcile after Pending
+        status = run_until(world, Status(), lambda s: s.phase == Phase.DEPLOYING)
         while status.phase != Phase.PROMOTED:  # deploy until the decision to switch, then crash before acting
             decision = reconcile(world.release, status, world.observe())
             status = decision.status

@@ -145,7 +145,7 @@ class KubeAdapter:
             now=now, blue=blue, service=service, preview_service=preview, green=green,
             endpoint_ips=endpoints,
             pod_ips_by_hash=ips_by_hash, green_pod_count=green_pods, image=image, provenance=provenance,
-            queue_ahead=self._queue_ahead(release) if status.phase in (Phase.VERIFYING, Phase.QUEUED) else (),
+            queue_ahead=self._queue_ahead(release) if status.phase in (Phase.VERIFYING, Phase.QUEUED) else None,
             rules=rules, approvals=approvals,
         )
 

@@ -3,7 +3,7 @@ twice (after a retry or a restart) changes nothing the second time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -48,3 +48,31 @@ Action = SetServiceSelector | CreateDeployment | DeleteDeployment | SetContainer
 def removes_objects(actions: Iterable[Action]) -> bool:
     """Whether carrying these out removes something (the shell confirms such a decision on live reads)."""
     return any(isinstance(action, DeleteDeployment) for action in actions)
+
+
+def one_per_passage(events: Sequence[Event]) -> tuple[Event, ...]:
+    """The Events of one reconcile, with each run of Normal ones from one actor told as one: a reconcile that
+    passes through several phases (Verifying, then AwaitingApproval) tells where it ended and what it passed
+    on the way, and costs one write, not one per step. A Warning always stands alone. Every step keeps its
+    own entry in the status's audit trail."""
+    told: list[Event] = []
+    run: list[Event] = []
+    for event in events:
+        if run and (event.type != "Normal" or event.actor != run[-1].actor):
+            told.append(_as_one(run))
+            run = []
+        if event.type == "Normal":
+            run.append(event)
+        else:
+            told.append(event)
+    if run:
+        told.append(_as_one(run))
+    return tuple(told)
+
+
+def _as_one(run: Sequence[Event]) -> Event:
+    last, passed = run[-1], run[:-1]
+    if not passed:
+        return last
+    before = "; ".join(f"{e.reason}: {e.message}" for e in passed)
+    return Event("Normal", last.reason, f"{last.message} (after {before})", last.actor)

@@ -47,7 +47,9 @@ def deploying(s: Step) -> None:
         name = s.bg.green_deployment or green_name(s.release)
         s.act(CreateDeployment(green_deployment(s.release, blue, name, s.status.incident_id or "")))
         s.stamp(green_created=s.now)
-        s.set_condition(ConditionType.GREEN_AVAILABLE, "False", Reason.CREATING, f"creating Deployment {name}")
+        # Progressing from the start: what follows until green is available (its replica count) is then a
+        # progress line, which the shell may hold back for a moment instead of writing each one
+        s.set_condition(ConditionType.GREEN_AVAILABLE, "False", Reason.PROGRESSING, f"creating Deployment {name}")
         s.wait()
         return
     if not owns_green(s):
@@ -61,9 +63,9 @@ def deploying(s: Step) -> None:
     if green.stuck_reason:
         detail += f": {green.stuck_reason}"
     s.set_condition(ConditionType.GREEN_AVAILABLE, "False", Reason.PROGRESSING, f"green {green.name}: {detail}")
-    s.say(f"waiting for green {green.name} ({detail})")
     check_deadline(s, s.status.timestamps.green_created, Reason.PROGRESS_DEADLINE_EXCEEDED,
-                   f"green {green.name} was not available in time ({detail})")
+                   f"green {green.name} was not available in time ({detail})",
+                   waiting=f"waiting for green {green.name} ({detail})")
 
 
 def pin_blue(s: Step, blue: DeploymentView) -> None:
@@ -78,12 +80,15 @@ def pin_blue(s: Step, blue: DeploymentView) -> None:
     s.add_audit("PinnedBlue", f"Service {t.service} pinned to blue {POD_TEMPLATE_HASH}={blue.current_hash}")
 
 
-def check_deadline(s: Step, since: datetime.datetime | None, reason: Reason, message: str) -> None:
+def check_deadline(s: Step, since: datetime.datetime | None, reason: Reason, message: str, *,
+                   waiting: str | None = None) -> None:
+    """Roll back with `message` once the progress deadline since `since` is past; until then say `waiting`
+    (or `message`, when it reads as a wait) and look again."""
     limit = s.spec.rollout.progress_deadline_seconds
     if since is not None and (s.now - since).total_seconds() > limit:
         s.roll_back(reason, f"{message} after {limit}s")
         return
-    s.say(message)
+    s.say(waiting or message)
     s.wait()
 
 

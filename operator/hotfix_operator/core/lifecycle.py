@@ -46,8 +46,20 @@ BEFORE_PRODUCTION = (Phase.PENDING, Phase.VERIFYING, Phase.QUEUED, Phase.AWAITIN
 # a reconcile later (approval -> pin blue and create green; bake over -> fold). Safe because every
 # cutover phase re-asserts its state from what it observes and removes nothing before that confirms
 # it, just as when an earlier action has not landed yet; and what they observe is gathered on every
-# reconcile (a gate's answer is not, so the phases before production never chain). Bounded.
-CHAINED_PHASES = 3
+# reconcile. A gate's answer is not: a phase before production is entered at once only when the shell
+# has asked its gate too (it does, for GATED_PHASES, and decides again), so one status write records
+# Pending -> Verifying -> AwaitingApproval. Bounded.
+CHAINED_PHASES = 4
+GATED_PHASES = (Phase.VERIFYING, Phase.AWAITING_APPROVAL)
+
+
+def observed_for(phase: Phase, obs: Observations) -> bool:
+    """Whether `obs` holds what `phase` decides on, so it may run in the reconcile that entered it."""
+    if phase == Phase.VERIFYING:
+        return obs.provenance is not None and obs.check_plan is not None and obs.queue_ahead is not None
+    if phase == Phase.AWAITING_APPROVAL:
+        return obs.approvals is not None and obs.rules is not None
+    return phase.holds_target
 
 
 def run_phases(s: Step) -> None:
@@ -57,7 +69,7 @@ def run_phases(s: Step) -> None:
         if handler is None:
             return
         handler(s)
-        if s.status.phase == phase or s.status.phase is None or not s.status.phase.holds_target:
+        if s.status.phase == phase or s.status.phase is None or not observed_for(s.status.phase, s.obs):
             return
 
 

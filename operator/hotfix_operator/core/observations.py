@@ -102,8 +102,9 @@ class Observations:
     green_pod_count: int = 0
     image: ImageCheck | None = None
     provenance: ProvenanceCheck | None = None
-    # earlier, unfinished HotfixReleases for the same Deployment, oldest first
-    queue_ahead: tuple[str, ...] = ()
+    # earlier, unfinished HotfixReleases for the same Deployment, oldest first (None: not looked up: it is
+    # at Verifying and Queued)
+    queue_ahead: tuple[str, ...] | None = None
     # the namespace's HotfixPolicy rules for approvals, expiry and the SLA (None: policy unreadable now)
     rules: GovernanceRules | None = None
     # in AwaitingApproval: the admission policy's state and each approver's right, checked now
