@@ -97,6 +97,9 @@ class Batches:
         failed = [ns for ns in names if fleet.at(ns, "Succeeded") is None]
         if failed:
             raise SystemExit(f"releases that did not succeed: {failed[:5]}; phases {fleet.seen[failed[0]]}")
+        # the Deployment watch is a stream of its own: its last rollouts may arrive after the last Succeeded
+        wait_until("every rollout seen on the Deployment watch", lambda: fleet.count(
+            names, frozenset({"fold rolled out"})) == size, 30, self.operator.check_alive)
         return self.measure(names, approved, size, cpu, requests, sampler.peak_mb, filed, done)
 
     def measure(self, names: list[str], approved: dict[str, float], size: int, cpu: float,
