@@ -44,13 +44,36 @@ RECONCILE_THREADS = 16
 DELETE_CLEANUP_SECONDS = 120.0
 
 
-# (namespace, kind, name) -> uids of the releases a change to that object should wake
-Interest = dict[tuple[str, str, str], set[str]]
+class Interest:
+    """Which releases a change to an object wakes: per namespace, (kind, name) -> the releases' uids. Kept
+    per namespace so a pod's change, which concerns every release waiting in its namespace, costs a look at
+    that namespace only."""
+
+    def __init__(self) -> None:
+        self._by_namespace: dict[str, dict[tuple[str, str], set[str]]] = {}
+
+    def register(self, uid: str, namespace: str, watches: Iterable[tuple[str, str]]) -> None:
+        """What the release `uid` waits on now: exactly `watches` (a previous registration is replaced)."""
+        keys, wanted = self._by_namespace.setdefault(namespace, {}), set(watches)
+        for key in [k for k, uids in keys.items() if uid in uids and k not in wanted]:
+            keys[key].discard(uid)
+            if not keys[key]:
+                del keys[key]
+        for key in wanted:
+            keys.setdefault(key, set()).add(uid)
+        if not keys:
+            del self._by_namespace[namespace]
+
+    def of(self, namespace: str, kind: str, name: str) -> set[str]:
+        return set(self._by_namespace.get(namespace, {}).get((kind, name), ()))
+
+    def in_namespace(self, namespace: str) -> set[str]:
+        return {uid for uids in self._by_namespace.get(namespace, {}).values() for uid in uids}
 
 
 def shared_memo(controller: Controller) -> kopf.Memo:
     """What every handler shares. Kopf gives each object a shallow copy, so the dicts are shared too."""
-    return kopf.Memo(controller=controller, pokes={}, interest={})
+    return kopf.Memo(controller=controller, pokes={}, interest=Interest(), pods={})
 
 
 def _controller(memo: kopf.Memo) -> Controller:
@@ -72,24 +95,23 @@ def _poke(memo: kopf.Memo, uids: Iterable[str]) -> None:
             event.set()
 
 
-def _wake_interested(memo: kopf.Memo, key: tuple[str, str, str]) -> None:
-    _poke(memo, list(_interest(memo).get(key, ())))
+def _wake_interested(memo: kopf.Memo, namespace: str, kind: str, name: str) -> None:
+    _poke(memo, _interest(memo).of(namespace, kind, name))
 
 
-def _wake_namespace(memo: kopf.Memo, namespace: str) -> None:
-    """Every release waiting on something in `namespace` (a pod's readiness counts for any of them)."""
-    _poke(memo, {uid for key, uids in _interest(memo).items() if key[0] == namespace for uid in uids})
+def pod_moved(seen: dict[str, tuple[Any, ...]], uid: str, event_type: str | None, body: Mapping[str, Any]) -> bool:
+    """Whether a pod changed in what the cutover reads of it (labels, IP, readiness, deletion), and remember
+    it: the kubelet (or kwok) writes several status changes per pod that are none of those."""
+    if event_type == "DELETED":  # green's last pods going is what its teardown waits for
+        seen.pop(uid, None)
+        return True
+    entry = watch_cache.pod_entry(body)
+    state = (tuple(sorted(entry["labels"].items())), entry["ip"], entry["ready"], entry["deleting"])
+    if seen.get(uid) == state:
+        return False
+    seen[uid] = state
+    return True
 
-
-def _register(memo: kopf.Memo, uid: str, namespace: str, watches: tuple[tuple[str, str], ...]) -> None:
-    """What this release waits on now: exactly `watches` (a previous registration is replaced)."""
-    interest, wanted = _interest(memo), {(namespace, kind, name) for kind, name in watches}
-    for key in [k for k, uids in interest.items() if uid in uids and k not in wanted]:
-        interest[key].discard(uid)
-        if not interest[key]:
-            del interest[key]
-    for key in wanted:
-        interest.setdefault(key, set()).add(uid)
 
 class NoDiffBase(kopf.DiffBaseStorage):
     """Kopf keeps the last handled spec of each object (its diff-base) for on.create/on.update handlers and
@@ -188,7 +210,7 @@ async def namespace_index(name: str, labels: Mapping[str, str], **_: Any) -> dic
 @kopf.on.event("apps", "v1", "deployments")
 async def deployment_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     # green becoming available, the folded Deployment rolling out: no need to wait for the next poll
-    _wake_interested(memo, (namespace or "", "Deployment", name))
+    _wake_interested(memo, namespace or "", "Deployment", name)
 
 
 @kopf.on.event("apps", "v1", "replicasets")
@@ -196,12 +218,12 @@ async def replicaset_changed(namespace: str | None, body: kopf.Body, memo: kopf.
     # a Deployment's current pod-template-hash comes from its ReplicaSet
     owner = watch_cache.controlling_deployment(body)
     if owner is not None:
-        _wake_interested(memo, (namespace or "", "Deployment", str(owner.get("name", ""))))
+        _wake_interested(memo, namespace or "", "Deployment", str(owner.get("name", "")))
 
 
 @kopf.on.event("", "v1", "services")
 async def service_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    _wake_interested(memo, (namespace or "", "Service", name))
+    _wake_interested(memo, namespace or "", "Service", name)
 
 
 @kopf.on.event("discovery.k8s.io", "v1", "endpointslices")
@@ -209,13 +231,15 @@ async def endpoints_changed(namespace: str | None, labels: Mapping[str, str], me
     # a switch is confirmed when the active Service's EndpointSlices list only the new side's pods
     service = labels.get(LABEL_SERVICE_NAME)
     if service:
-        _wake_interested(memo, (namespace or "", "Service", service))
+        _wake_interested(memo, namespace or "", "Service", service)
 
 
 @kopf.on.event("", "v1", "pods")
-async def pod_changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def pod_changed(namespace: str | None, uid: str, type: str | None, body: kopf.Body, memo: kopf.Memo,
+                      **_: Any) -> None:
     # which side's pods are ready decides whether a switch shows on the EndpointSlices
-    _wake_namespace(memo, namespace or "")
+    if pod_moved(cast(dict[str, tuple[Any, ...]], memo.pods), uid, type, body):
+        _poke(memo, _interest(memo).in_namespace(namespace or ""))
 
 
 async def _sleep(stopped: kopf.DaemonStopped, poke: asyncio.Event, seconds: float) -> None:
@@ -252,7 +276,7 @@ async def drive(stopped: kopf.DaemonStopped, name: str, namespace: str, uid: str
                               delay)
             else:
                 failures = 0
-                _register(memo, uid, namespace, outcome.watches)
+                _interest(memo).register(uid, namespace, outcome.watches)
                 if outcome.done:
                     if outcome.phase is not None:
                         await _settle(controller, namespace, name)
@@ -261,7 +285,7 @@ async def drive(stopped: kopf.DaemonStopped, name: str, namespace: str, uid: str
             await _sleep(stopped, poke, delay)
     finally:
         pokes.pop(uid, None)
-        _register(memo, uid, namespace, ())
+        _interest(memo).register(uid, namespace, ())
 
 
 async def _settle(controller: Controller, namespace: str, name: str) -> None:
