@@ -123,6 +123,21 @@ def test_a_selector_the_operator_wrote_reads_as_written_until_the_watch_shows_it
     assert cache.service("shop", "checkout") == {"selector": {"app": "x"}}
 
 
+def test_an_image_the_operator_wrote_reads_as_written_and_not_rolled_out_until_the_watch_shows_it() -> None:
+    api, clock = Refusing(), Clock()
+    kube = KubeAdapter(api, WatchCache(clock=clock))
+    kube.cache.attach(indexes())
+    kube.cache.wrote_image("shop", "checkout", "app", "shop/checkout@sha256:" + "f" * 64)
+    folded = kube._cached_deployment("shop", "checkout")
+    assert folded is not None and folded.container_image("app") == "shop/checkout@sha256:" + "f" * 64
+    # the old template's finished rollout must not pass for the new one's (the fold would adopt blue's hash)
+    assert not folded.rolled_out
+    # the watch shows the write, at a new generation its controller is rolling out: read as it is
+    rolling = watch_cache.deployment_entry(deployment_body(image="shop/checkout@sha256:" + "f" * 64, generation=4))
+    kube.cache._index(watch_cache.DEPLOYMENTS)[("shop", "checkout")] = [rolling]  # type: ignore[index]
+    assert kube.cache.deployment("shop", "checkout") == rolling
+
+
 def test_an_own_write_the_watch_never_shows_gives_way_to_the_watch_after_a_while() -> None:
     clock = Clock()
     cache = WatchCache(clock=clock)

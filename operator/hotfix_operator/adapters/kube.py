@@ -318,6 +318,7 @@ class KubeAdapter:
                                                                            "image": action.image}]}}}}
             self.send(self.apps.patch_namespaced_deployment, action.deployment, ns, image_patch,
                       _content_type=STRATEGIC_MERGE)
+            self.cache.wrote_image(ns, action.deployment, action.container, action.image)
             return f"Deployment {action.deployment} container {action.container} image -> {action.image}"
         raise TypeError(f"unknown action {action!r}")
 

@@ -9,8 +9,9 @@ so both paths build the same views.
 A watch is behind the API server by a few milliseconds. Three rules keep that harmless:
 - a Deployment this operator just created and the cache does not have yet is read live, for at most
   `OWN_WRITE_SECONDS` (any other the cache does not have is absent: its first list was complete);
-- a Service selector this operator just wrote is read as written until the watch shows it, for at most
-  `OWN_WRITE_SECONDS` (another writer's later change then shows as it is), so a reconcile does not repeat it;
+- a Service selector or container image this operator just wrote is read as written until the watch shows it,
+  for at most `OWN_WRITE_SECONDS` (another writer's later change then shows as it is), so a reconcile does
+  not repeat it; an image so read is not yet rolled out;
 - before anything is removed the controller decides again on live reads (Controller.decide), because an
   old view can show the other side serving when it no longer is.
 
@@ -106,6 +107,20 @@ def policy_entry(body: Mapping[str, Any]) -> Entry:
                          "resourceVersion": meta.get("resourceVersion")}, "spec": body.get("spec") or {}}
 
 
+def _container_image(entry: Entry, container: str) -> str | None:
+    for spec in (entry["template"].get("spec") or {}).get("containers") or []:
+        if spec.get("name") == container:
+            return str(spec.get("image"))
+    return None
+
+
+def _with_image(template: Mapping[str, Any], container: str, image: str) -> dict[str, Any]:
+    spec = dict(template.get("spec") or {})
+    spec["containers"] = [{**c, "image": image} if c.get("name") == container else c
+                          for c in spec.get("containers") or []]
+    return {**template, "spec": spec}
+
+
 def _values(index: Mapping[Any, Iterable[Any]], key: Any) -> list[Any]:
     for _attempt in range(5):
         try:
@@ -121,6 +136,7 @@ class WatchCache:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._indexes: Mapping[str, Mapping[Any, Iterable[Any]]] | None = None
         self._own_selectors: dict[tuple[str, str], tuple[dict[str, str], float]] = {}
+        self._own_images: dict[tuple[str, str], tuple[str, str, float]] = {}
         self._created: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         self._clock = clock
@@ -142,7 +158,25 @@ class WatchCache:
 
     def deployment(self, namespace: str, name: str) -> Entry | None:
         found = _values(self._index(DEPLOYMENTS), (namespace, name))
-        return found[0] if found else None
+        if not found:
+            return None
+        seen: Entry = found[0]
+        with self._lock:
+            own = self._own_images.get((namespace, name))
+            if own is None:
+                return seen
+            container, image, at = own
+            if _container_image(seen, container) == image or self._clock() - at > OWN_WRITE_SECONDS:
+                del self._own_images[(namespace, name)]
+                return seen
+        # The watch has not shown this operator's image write yet: read it as written, and as a template its
+        # controller has not rolled out (a newer generation), never as the old template's finished rollout.
+        return {**seen, "template": _with_image(seen["template"], container, image),
+                "generation": seen["generation"] + 1}
+
+    def wrote_image(self, namespace: str, deployment: str, container: str, image: str) -> None:
+        with self._lock:
+            self._own_images[(namespace, deployment)] = (container, image, self._clock())
 
     def may_lag(self, namespace: str, name: str) -> bool:
         """Whether the cache may not have this Deployment yet because this operator just created it."""
