@@ -13,8 +13,8 @@ def test_a_reconcile_that_passes_several_phases_tells_where_it_ended_and_what_it
 
 def test_a_warning_is_never_folded_into_another_event() -> None:
     warning = Event("Warning", "SlaBreached", "the SLA was missed")
-    told = one_per_passage([Event("Normal", "Promoted", "switching"), warning, Event("Normal", "Finalizing", "folding")])
-    assert told == (Event("Normal", "Promoted", "switching"), warning, Event("Normal", "Finalizing", "folding"))
+    switching, folding = Event("Normal", "Promoted", "switching"), Event("Normal", "Finalizing", "folding")
+    assert one_per_passage([switching, warning, folding]) == (switching, warning, folding)
 
 
 def test_each_actor_keeps_their_own_event() -> None:
