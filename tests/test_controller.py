@@ -10,9 +10,9 @@ from typing import Any, cast
 
 from hotfix_operator.adapters.kube import KubeAdapter
 from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ResolvedPolicy
-from hotfix_operator.api import Phase
+from hotfix_operator.api import POD_TEMPLATE_HASH, Phase
 from hotfix_operator.controller import Controller, Outcome
-from hotfix_operator.core.actions import Action, Event
+from hotfix_operator.core.actions import Action, Event, SetServiceSelector
 from hotfix_operator.core.check_model import CheckState, Measurement
 from hotfix_operator.core.governance import ApprovalCheck, GovernanceRules
 from hotfix_operator.core.model import Release, Status
@@ -68,7 +68,8 @@ class FakeKube:
         self.status = status.to_json()
 
     def execute(self, release: Release, action: Action) -> str:
-        self.calls.append(f"act:{type(action).__name__}")
+        unpins = isinstance(action, SetServiceSelector) and POD_TEMPLATE_HASH not in action.selector
+        self.calls.append(f"act:{type(action).__name__}" + (":unpin" if unpins else ""))
         self.world.apply(action)
         return "done"
 
@@ -168,24 +169,29 @@ def test_status_is_written_before_any_action_and_events_come_last() -> None:
     assert not events or min(events) > max(acts), kube.calls
 
 
-def test_on_a_cache_one_reconcile_behind_nothing_is_removed_before_a_live_look_and_traffic_never_drops() -> None:
+def test_on_a_cache_one_reconcile_behind_nothing_is_removed_or_unpinned_before_a_live_look_and_traffic_never_drops(
+) -> None:
     controller, kube, _ = controller_for(approved())
     kube.cached = True
-    deletes = 0
+    deletes = unpins = 0
     for _ in range(120):
         kube.calls.clear()
         outcome = controller.reconcile_once("shop", "checkout-hotfix")
         for i, call in enumerate(kube.calls):
-            if call == "act:DeleteDeployment":
-                deletes += 1
+            if call in ("act:DeleteDeployment", "act:SetServiceSelector:unpin"):
+                deletes += call == "act:DeleteDeployment"
+                unpins += call.endswith(":unpin")
                 assert "observe:live" in kube.calls[:i], kube.calls
         assert kube.world.serving() > 0
         if outcome.phase == Phase.SUCCEEDED:
             break
         kube.world.tick()
-    assert outcome.phase == Phase.SUCCEEDED and deletes >= 1
-    # only the decisions that remove something look again
-    assert kube.calls.count("observe:live") == 0
+    assert outcome.phase == Phase.SUCCEEDED and deletes >= 1 and unpins >= 1
+    # a reconcile that neither removes nor unpins anything, on a cache that has caught up, looks at nothing live
+    for _ in range(2):
+        kube.calls.clear()
+        controller.reconcile_once("shop", "checkout-hotfix")
+    assert kube.calls.count("observe:live") == 0, kube.calls
 
 
 def test_each_gate_runs_once_in_the_reconcile_that_reaches_its_phase_and_resolves_the_policy_once() -> None:

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from hotfix_operator.api import POD_TEMPLATE_HASH
+
 
 @dataclass(frozen=True)
 class SetServiceSelector:
@@ -45,9 +47,14 @@ class Event:
 Action = SetServiceSelector | CreateDeployment | DeleteDeployment | SetContainerImage
 
 
-def removes_objects(actions: Iterable[Action]) -> bool:
-    """Whether carrying these out removes something (the shell confirms such a decision on live reads)."""
-    return any(isinstance(action, DeleteDeployment) for action in actions)
+def removes_protection(actions: Iterable[Action]) -> bool:
+    """Whether carrying these out removes something, or unpins a Service (a selector without the
+    pod-template-hash selects every pod of the app, green's too if any were left). The shell confirms such
+    a decision on live reads: a view a few milliseconds old can show the other side serving, or green's
+    pods gone, when it is not so."""
+    return any(isinstance(action, DeleteDeployment) or
+               (isinstance(action, SetServiceSelector) and POD_TEMPLATE_HASH not in action.selector)
+               for action in actions)
 
 
 def one_per_passage(events: Sequence[Event]) -> tuple[Event, ...]:
