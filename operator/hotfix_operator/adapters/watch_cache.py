@@ -135,8 +135,9 @@ def _values(index: Mapping[Any, Iterable[Any]], key: Any) -> list[Any]:
 class WatchCache:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._indexes: Mapping[str, Mapping[Any, Iterable[Any]]] | None = None
-        self._own_selectors: dict[tuple[str, str], tuple[dict[str, str], float]] = {}
-        self._own_images: dict[tuple[str, str], tuple[str, str, float]] = {}
+        # (namespace, name) -> (what this operator wrote, when): a selector, a (container, image)
+        self._own_selectors: dict[tuple[str, str], tuple[Any, float]] = {}
+        self._own_images: dict[tuple[str, str], tuple[Any, float]] = {}
         self._created: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         self._clock = clock
@@ -161,14 +162,11 @@ class WatchCache:
         if not found:
             return None
         seen: Entry = found[0]
-        with self._lock:
-            own = self._own_images.get((namespace, name))
-            if own is None:
-                return seen
-            container, image, at = own
-            if _container_image(seen, container) == image or self._clock() - at > OWN_WRITE_SECONDS:
-                del self._own_images[(namespace, name)]
-                return seen
+        written = self._unseen(self._own_images, (namespace, name),
+                               lambda own: _container_image(seen, own[0]) == own[1])
+        if written is None:
+            return seen
+        container, image = written
         # The watch has not shown this operator's image write yet: read it as written, and as a template its
         # controller has not rolled out (a newer generation), never as the old template's finished rollout.
         return {**seen, "template": _with_image(seen["template"], container, image),
@@ -176,7 +174,21 @@ class WatchCache:
 
     def wrote_image(self, namespace: str, deployment: str, container: str, image: str) -> None:
         with self._lock:
-            self._own_images[(namespace, deployment)] = (container, image, self._clock())
+            self._own_images[(namespace, deployment)] = ((container, image), self._clock())
+
+    def _unseen(self, own: dict[tuple[str, str], tuple[Any, float]], key: tuple[str, str],
+                shown: Callable[[Any], bool]) -> Any | None:
+        """What this operator last wrote at `key` while the watch does not show it yet (`shown`), for at most
+        OWN_WRITE_SECONDS; None once it does, or after that (the record is dropped)."""
+        with self._lock:
+            record = own.get(key)
+            if record is None:
+                return None
+            written, at = record
+            if shown(written) or self._clock() - at > OWN_WRITE_SECONDS:
+                del own[key]
+                return None
+            return written
 
     def may_lag(self, namespace: str, name: str) -> bool:
         """Whether the cache may not have this Deployment yet because this operator just created it."""
@@ -201,15 +213,8 @@ class WatchCache:
         if not found:
             return None
         seen: Entry = found[0]
-        with self._lock:
-            own = self._own_selectors.get((namespace, name))
-            if own is None:
-                return seen
-            selector, at = own
-            if seen["selector"] == selector or self._clock() - at > OWN_WRITE_SECONDS:
-                del self._own_selectors[(namespace, name)]
-                return seen
-        return {**seen, "selector": dict(selector)}
+        selector = self._unseen(self._own_selectors, (namespace, name), lambda own: seen["selector"] == own)
+        return seen if selector is None else {**seen, "selector": dict(selector)}
 
     def endpoint_ips(self, namespace: str, service: str) -> frozenset[str]:
         return frozenset(ip for ips in _values(self._index(ENDPOINTS), (namespace, service)) for ip in ips)
