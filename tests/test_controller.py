@@ -334,15 +334,15 @@ def test_a_progress_line_alone_is_written_at_most_once_a_second() -> None:
     controller, kube, _ = controller_for(approved())
     release = approved()
     status = Status(phase=Phase.DEPLOYING, message="waiting for green (0/3 replicas available)")
-    first = controller.carry_out(release, Status(), Decision(status), T0)
+    first = controller.carry_out(release, Status(), Decision(status))
     assert kube.calls.count("write") == 1 and first.status == status
     progressed = Decision(status.model_copy(update={"message": "waiting for green (1/3 replicas available)"}))
-    held = controller.carry_out(release, status, progressed, T0)
+    held = controller.carry_out(release, status, progressed)
     assert kube.calls.count("write") == 1, "held back: only the message changed, a moment after a write"
     assert held.status == status and held.requeue_after is not None and held.requeue_after <= PROGRESS_WRITE_SECONDS
     moved = Decision(status.model_copy(update={"phase": Phase.PRE_PROMOTION}))
-    controller.carry_out(release, status, moved, T0)
+    controller.carry_out(release, status, moved)
     assert kube.calls.count("write") == 2, "a change of what the status records is written at once"
     controller._written_at[("shop", "checkout-hotfix")] -= PROGRESS_WRITE_SECONDS
-    controller.carry_out(release, moved.status, Decision(moved.status.model_copy(update={"message": "x"})), T0)
+    controller.carry_out(release, moved.status, Decision(moved.status.model_copy(update={"message": "x"})))
     assert kube.calls.count("write") == 3, "and a progress line once a second has passed"

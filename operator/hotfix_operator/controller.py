@@ -176,7 +176,7 @@ class Controller:
                 break
             observations = self.gather(release, decision.status, policies, now, earlier=observations)
             decision = self.decide(release, status, observations)
-        decision = self.carry_out(release, status, decision, now, tell=False)
+        decision = self.carry_out(release, status, decision)
         events = decision.events
         due = checks_due(decision.status, now)
         if due and decision.status.phase != status.phase:
@@ -184,8 +184,7 @@ class Controller:
             # for the Events of the first decision, which are posted after this one's actions.
             again = dataclasses.replace(with_selectors(observations, decision.actions), check_plan=None,
                                         measurements=self.probes.measure(release, decision.status, due, now))
-            decision = self.carry_out(release, decision.status, self.decide(release, decision.status, again), now,
-                                      tell=False)
+            decision = self.carry_out(release, decision.status, self.decide(release, decision.status, again))
             events += decision.events
         self.post_events(release, events, now)
         current = self.tell(release, decision.status, now, policies)
@@ -231,13 +230,12 @@ class Controller:
             decision = reconcile(release, status, live)
         return decision
 
-    def carry_out(self, release: Release, status: Status, decision: Decision, now: datetime.datetime, *,
-                  tell: bool = True) -> Decision:
-        """Write the decided status, then act, then post its Events (the order core.lifecycle relies on);
-        with `tell` False the caller posts them, after whatever else it still carries out."""
+    def carry_out(self, release: Release, status: Status, decision: Decision) -> Decision:
+        """Write the decided status, then act (the order core.lifecycle relies on); the caller posts the
+        decision's Events after whatever else it still carries out (post_events)."""
         if self._holds_back(release, status, decision):
             # A progress line alone is written at most once a PROGRESS_WRITE_SECONDS: each write costs the API
-            # server a validation of the whole status, and a reconcile busy writing one reacts late to the
+            # server a decode and store of the whole release, and a reconcile busy writing one reacts late to the
             # change it waits for (green available, say). The next reconcile writes it.
             wait = PROGRESS_WRITE_SECONDS - (time.monotonic() - self._written_at[(release.namespace, release.name)])
             return dataclasses.replace(decision, status=status, requeue_after=_sooner(decision.requeue_after,
@@ -246,8 +244,6 @@ class Controller:
             self._write_status(release, decision.status)
         for action in decision.actions:
             log.info("%s/%s: %s", release.namespace, release.name, self.kube.execute(release, action))
-        if tell:
-            self.post_events(release, decision.events, now)
         self.metrics.record(status, decision.status, release.namespace, release.name)
         return decision
 
