@@ -13,7 +13,8 @@ from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, Res
 from hotfix_operator.api import POD_TEMPLATE_HASH, Phase
 from hotfix_operator.controller import Controller, Outcome
 from hotfix_operator.core.actions import Action, Event, SetServiceSelector
-from hotfix_operator.core.check_model import CheckState, Measurement
+from hotfix_operator.core.check_model import Checks, CheckState, Measurement
+from hotfix_operator.core.checks import plan
 from hotfix_operator.core.governance import ApprovalCheck, GovernanceRules
 from hotfix_operator.core.model import Release, Status
 from hotfix_operator.core.observations import CheckPlan, ImageCheck, Observations, ProvenanceCheck
@@ -154,7 +155,7 @@ def approved() -> Release:
 
 def test_status_is_written_before_any_action_and_events_come_last() -> None:
     controller, kube, _ = controller_for(approved())
-    for _ in range(6):
+    for _ in range(6):  # the first reconciles that act: the pin to blue and green's creation
         kube.calls.clear()
         controller.reconcile_once("shop", "checkout-hotfix")
         kube.world.tick()
@@ -167,6 +168,79 @@ def test_status_is_written_before_any_action_and_events_come_last() -> None:
     assert kube.calls[:2] == ["get", "observe"]
     assert write < min(acts), kube.calls
     assert not events or min(events) > max(acts), kube.calls
+
+
+def test_only_the_switch_to_green_goes_out_ahead_of_the_status_write_that_records_it() -> None:
+    controller, kube, _ = controller_for(approved())
+    before_write: list[list[str]] = []
+    for _ in range(40):
+        kube.calls.clear()
+        controller.reconcile_once("shop", "checkout-hotfix")
+        kube.world.tick()
+        if "write" in kube.calls:
+            before_write.append([c for c in kube.calls[:kube.calls.index("write")] if c.startswith("act:")])
+        if Status.from_body({"status": kube.status}).phase == Phase.SUCCEEDED:
+            break
+    green = kube.world.green
+    assert green is not None
+    ahead = [acts for acts in before_write if acts]
+    assert ahead == [["act:SetServiceSelector"]], before_write  # once, and nothing else ever
+    assert any(m == green.current_hash for m in kube.world.selector_moves)
+
+
+def with_a_pre_promotion_check() -> tuple[Controller, FakeKube]:
+    check = {"name": "health", "http": {"url": "http://{{ previewService }}/healthz"}, "count": 1,
+             "intervalSeconds": 1}
+    release = release_object(release_spec(approvals=(("bob", "Approve"),), rollout={"bakeSeconds": 2},
+                                          checks={"prePromotion": [check]}))
+    controller, kube, _ = controller_for(release)
+    kube.world.check_plan = CheckPlan(ok=True, states=plan(Checks(), release.spec.checks))
+    return controller, kube
+
+
+def test_green_available_is_one_status_write_with_the_preview_moved_and_the_first_check_measured_before_it(
+) -> None:
+    controller, kube = with_a_pre_promotion_check()
+    for _ in range(40):
+        kube.calls.clear()
+        before = Status.from_body({"status": kube.status}).phase
+        controller.reconcile_once("shop", "checkout-hotfix")
+        kube.world.tick()
+        if before == Phase.DEPLOYING and kube.world.measured:
+            break
+    else:
+        raise AssertionError("green never became available")
+    # the preview Service on green, the check measured (FakeProbes), the switch, then the one write
+    assert kube.calls.count("write") == 1, kube.calls
+    acts_before = [c for c in kube.calls[:kube.calls.index("write")] if c.startswith("act:")]
+    assert acts_before == ["act:SetServiceSelector", "act:SetServiceSelector"], kube.calls
+    status = Status.from_body({"status": kube.status})
+    assert status.phase == Phase.PROMOTED and [c.phase for c in status.checks] == ["Passed"]
+
+
+def test_a_refused_switch_still_records_the_decision_to_switch() -> None:
+    controller, kube, _ = controller_for(approved())
+    execute = kube.execute
+
+    def refuse_the_switch(release: Release, action: Action) -> str:
+        green = kube.world.green
+        if isinstance(action, SetServiceSelector) and green is not None and \
+                action.selector.get(POD_TEMPLATE_HASH) == green.current_hash and action.service == "checkout":
+            raise RuntimeError("admission webhook denied the request")
+        return execute(release, action)
+
+    kube.execute = refuse_the_switch  # type: ignore[method-assign]
+    for _ in range(40):
+        try:
+            controller.reconcile_once("shop", "checkout-hotfix")
+        except RuntimeError:
+            break
+        kube.world.tick()
+    else:
+        raise AssertionError("the switch was never tried")
+    status = Status.from_body({"status": kube.status})
+    assert status.phase == Phase.PROMOTED and status.blue_green.active_hash == kube.world.green.current_hash  # type: ignore[union-attr]
+    assert kube.world.selector.get(POD_TEMPLATE_HASH) == status.blue_green.blue_hash  # still on blue
 
 
 def test_on_a_cache_one_reconcile_behind_nothing_is_removed_or_unpinned_before_a_live_look_and_traffic_never_drops(

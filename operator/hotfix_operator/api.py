@@ -173,6 +173,7 @@ class Reason(enum.StrEnum):
     PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
     GREEN_UNAVAILABLE = "GreenUnavailable"
     TRAFFIC_SWITCHED = "TrafficSwitched"
+    SELECTOR_UNRECORDED = "SelectorUnrecorded"
     ENDPOINTS_UPDATING = "EndpointsUpdating"
     ENDPOINTS_NOT_CONFIRMED = "EndpointsNotConfirmed"
     ENDPOINTS_ON_GREEN = "EndpointsOnGreen"

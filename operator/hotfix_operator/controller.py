@@ -16,7 +16,14 @@ from typing import Any, TypeVar
 from hotfix_operator.adapters.kube import KubeAdapter
 from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ReconcilePolicies
 from hotfix_operator.api import OPERATOR, Phase
-from hotfix_operator.core.actions import Action, Event, SetServiceSelector, one_per_passage, removes_protection
+from hotfix_operator.core.actions import (
+    Action,
+    Event,
+    SetServiceSelector,
+    ahead_of_status,
+    one_per_passage,
+    removes_protection,
+)
 from hotfix_operator.core.lifecycle import (
     GATED_PHASES,
     checks_due,
@@ -176,17 +183,11 @@ class Controller:
                 break
             observations = self.gather(release, decision.status, policies, now, earlier=observations)
             decision = self.decide(release, status, observations)
-        decision = self.carry_out(release, status, decision)
-        events = decision.events
-        due = checks_due(decision.status, now)
-        if due and decision.status.phase != status.phase:
-            # A stage of checks just began: its first measurements need not wait for another reconcile, nor
-            # for the Events of the first decision, which are posted after this one's actions.
-            again = dataclasses.replace(with_selectors(observations, decision.actions), check_plan=None,
-                                        measurements=self.probes.measure(release, decision.status, due, now))
-            decision = self.carry_out(release, decision.status, self.decide(release, decision.status, again))
-            events += decision.events
-        self.post_events(release, events, now)
+        if decision.status.phase != status.phase and checks_due(decision.status, now):
+            decision = self.begin_checks(release, status, observations, decision)
+        else:
+            decision = self.carry_out(release, status, decision)
+        self.post_events(release, decision.events, now)
         current = self.tell(release, decision.status, now, policies)
         wake = self.notifier.wake_in(release, current, now) if self.notifier is not None else None
         outcome = Outcome(decision.status.phase, _sooner(decision.requeue_after, wake),
@@ -194,6 +195,25 @@ class Controller:
         if followups_due(current) and self.followup is not None:
             return self.follow_up(release, current, outcome, policies)
         return outcome
+
+    def begin_checks(self, release: Release, status: Status, observations: Observations,
+                     decision: Decision) -> Decision:
+        """The decision began a stage of checks: its first measurements need not wait for another reconcile,
+        nor for a status write. What the decision may carry out ahead of its write (the preview Service on
+        green) goes first, then the measurements, then the decision on them, and one status write records
+        both. A decision with anything else to do writes and acts first. The Events of both are returned,
+        to be posted after every action."""
+        now = observations.now
+        if len(ahead_of_status(decision.actions)) == len(decision.actions):
+            self.go_ahead(release, status, decision)
+            written, pending = status, decision
+        else:
+            written, pending = decision.status, self.carry_out(release, status, decision)
+        again = dataclasses.replace(with_selectors(observations, decision.actions), check_plan=None,
+                                    measurements=self.probes.measure(release, pending.status,
+                                                                     checks_due(pending.status, now), now))
+        then = self.carry_out(release, written, self.decide(release, pending.status, again))
+        return dataclasses.replace(then, events=decision.events + then.events)
 
     def gather(self, release: Release, status: Status, policies: ReconcilePolicies, now: datetime.datetime,
                earlier: Observations | None = None) -> Observations:
@@ -231,8 +251,9 @@ class Controller:
         return decision
 
     def carry_out(self, release: Release, status: Status, decision: Decision) -> Decision:
-        """Write the decided status, then act (the order core.lifecycle relies on); the caller posts the
-        decision's Events after whatever else it still carries out (post_events)."""
+        """Write the decided status, then act (the order core.lifecycle relies on), except for the actions the
+        core marks to go ahead of the write (core.actions.ahead_of_status); the caller posts the decision's
+        Events after whatever else it still carries out (post_events)."""
         if self._holds_back(release, status, decision):
             # A progress line alone is written at most once a PROGRESS_WRITE_SECONDS: each write costs the API
             # server a decode and store of the whole release, and a reconcile busy writing one reacts late to the
@@ -240,12 +261,29 @@ class Controller:
             wait = PROGRESS_WRITE_SECONDS - (time.monotonic() - self._written_at[(release.namespace, release.name)])
             return dataclasses.replace(decision, status=status, requeue_after=_sooner(decision.requeue_after,
                                                                                         max(0.1, wait)))
+        first = self.go_ahead(release, status, decision)
         if decision.status != status:
             self._write_status(release, decision.status)
         for action in decision.actions:
-            log.info("%s/%s: %s", release.namespace, release.name, self.kube.execute(release, action))
+            if action not in first:
+                log.info("%s/%s: %s", release.namespace, release.name, self.kube.execute(release, action))
         self.metrics.record(status, decision.status, release.namespace, release.name)
         return decision
+
+    def go_ahead(self, release: Release, status: Status, decision: Decision) -> tuple[Action, ...]:
+        """Carry out the decision's actions that go ahead of its status write (core.actions.ahead_of_status).
+        One that fails (refused by admission, say) leaves the decision recorded all the same, as any action
+        after its write would, so status says what the release is waiting for; the failure is raised."""
+        first = ahead_of_status(decision.actions)
+        try:
+            for action in first:
+                log.info("%s/%s: %s (ahead of its status write)", release.namespace, release.name,
+                         self.kube.execute(release, action))
+        except Exception:
+            if decision.status != status:
+                self._write_status(release, decision.status)
+            raise
+        return first
 
     def post_events(self, release: Release, events: tuple[Event, ...], now: datetime.datetime) -> None:
         for event in one_per_passage(events):

@@ -11,12 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hotfix_operator.api import AUDIT_LIMIT, POD_TEMPLATE_HASH, ConditionType, Phase
-from hotfix_operator.core.actions import DeleteDeployment, SetServiceSelector
+from hotfix_operator.core.actions import DeleteDeployment, SetServiceSelector, ahead_of_status
 from hotfix_operator.core.lifecycle import Decision, incident_id, reconcile
 from hotfix_operator.core.model import Abort, AuditEntry, Release, Status
 from hotfix_operator.core.observations import ImageCheck, ProvenanceCheck
 from hotfix_operator.core.traffic import SWITCH_CONFIRM_SECONDS
 from tests.core.world import APP, BLUE_IMAGE, TERMINAL, World, drive, run_until
+from tests.support.chaos import recorded_moves
 from tests.support.releases import HOTFIX_IMAGE, T0, release_object, release_spec
 
 
@@ -274,19 +275,22 @@ class TestBookkeeping:
 @settings(max_examples=150, deadline=None)
 @given(
     crashes=st.lists(
-        st.sampled_from(["none", "before-status", "after-status", "mid-actions"]), min_size=300, max_size=300
+        st.sampled_from(["none", "before-status", "after-ahead", "after-status", "mid-actions"]), min_size=300,
+        max_size=300
     ),
-    scenario=st.sampled_from(["green-comes-up", "green-never-up", "aborted-during-bake"]),
+    scenario=st.sampled_from(["green-comes-up", "green-never-up", "aborted-during-bake", "aborted-at-the-switch"]),
     tick_seconds=st.lists(st.floats(min_value=0.2, max_value=4.0), min_size=300, max_size=300),
     endpoint_syncs=st.lists(st.booleans(), min_size=300, max_size=300),
 )
 def test_crashes_between_any_two_steps_converge_and_never_blackhole_traffic(
     crashes: list[str], scenario: str, tick_seconds: list[float], endpoint_syncs: list[bool]
 ) -> None:
-    """The shell persists status first, then acts; a crash can land anywhere, and the EndpointSlices
-    follow the selector late or stall for a while. Whatever the schedule, the release ends Succeeded
-    (green up) or RolledBack (green never up, or aborted during the bake), the Services end with their
-    original selectors, and the active Service never has zero ready endpoints on the way."""
+    """The shell persists status first, then acts, except for the actions marked to go ahead of the write
+    (the switch to green); a crash can land anywhere, and the EndpointSlices follow the selector late or
+    stall for a while. Whatever the schedule, the release ends Succeeded (green up) or RolledBack (green
+    never up, or aborted during the bake), the Services end with their original selectors, the active
+    Service never has zero ready endpoints on the way, and status.audit accounts for every move of its
+    selector, in order (as the chaos test checks against the API server's audit log)."""
     # When green can come up, the deadline is one no crash schedule can outlast (300 steps of at most 4 s),
     # so the scenario decides the outcome; a schedule that starves progress past a short deadline rolls
     # back, correctly, and is covered by the case where green never comes up.
@@ -297,8 +301,14 @@ def test_crashes_between_any_two_steps_converge_and_never_blackhole_traffic(
     for crash, seconds in zip(crashes, tick_seconds, strict=True):
         if scenario == "aborted-during-bake" and persisted.phase == Phase.PROMOTED and not world.release.spec.abort:
             world.release = aborted(world.release)
+        on_green = world.green is not None and world.selector.get(POD_TEMPLATE_HASH) == world.green.current_hash
+        if scenario == "aborted-at-the-switch" and on_green and not world.release.spec.abort:
+            world.release = aborted(world.release)  # before the switch is confirmed, or recorded at all
         decision = reconcile(world.release, persisted, world.observe())
-        if crash != "before-status":
+        if crash == "after-ahead":
+            for action in ahead_of_status(decision.actions):
+                world.apply(action)
+        elif crash != "before-status":
             persisted = decision.status
             actions = decision.actions[: len(decision.actions) // 2] if crash == "mid-actions" else decision.actions
             if crash != "after-status":
@@ -317,6 +327,9 @@ def test_crashes_between_any_two_steps_converge_and_never_blackhole_traffic(
     expected_image = HOTFIX_IMAGE if scenario == "green-comes-up" else BLUE_IMAGE
     assert world.blue.template["spec"]["containers"][0]["image"] == expected_image
     assert world.green is None or world.green.deleted
+    if len(persisted.audit) < AUDIT_LIMIT:
+        moves = recorded_moves(e.model_dump() for e in persisted.audit)
+        assert list(moves.sequence) == world.selector_moves, (moves, [(e.action, e.detail) for e in persisted.audit])
 
 
 def test_a_terminal_phase_is_never_entered_with_actions_still_to_run() -> None:

@@ -109,6 +109,8 @@ class World:
     green: Deployment | None = None
     selector: dict[str, str] = field(default_factory=lambda: dict(APP))
     preview_selector: dict[str, str] = field(default_factory=lambda: dict(APP))
+    # the active Service's selector changes, each as the pod-template-hash it leaves (None: the original)
+    selector_moves: list[str | None] = field(default_factory=list)
     terminating_green_pods: int = 0
     image_check: ImageCheck = field(default_factory=lambda: ImageCheck(ok=True))
     queue_ahead: tuple[str, ...] = ()
@@ -207,6 +209,8 @@ class World:
     def apply(self, action: Action) -> None:
         if isinstance(action, SetServiceSelector):
             if action.service == "checkout":
+                if dict(action.selector) != self.selector:
+                    self.selector_moves.append(action.selector.get(POD_TEMPLATE_HASH))
                 self.selector = dict(action.selector)
             else:
                 self.preview_selector = dict(action.selector)

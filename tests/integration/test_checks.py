@@ -30,6 +30,7 @@ from tests.integration.conftest import (
     with_local_registry,
 )
 from tests.kube import Kube, wait_for
+from tests.support.chaos import recorded_moves, selector_writes
 from tests.support.check_targets import CheckTargets, serving
 from tests.support.cutover import APP, condition
 from tests.support.releases import SOURCE
@@ -259,6 +260,40 @@ def test_a_check_that_may_not_connect_there_is_refused_at_verifying_and_sends_no
         assert "Nothing was sent" in valid["message"]
         assert other.requests == [], other.requests
     assert done["status"].get("blueGreen", {}).get("blueHash") is None
+
+
+def test_a_selector_moved_to_green_behind_the_operators_back_is_set_back_to_blue_and_recorded(
+    kube: Kube, cluster: LocalCluster, ns: str, targets: CheckTargets, file_hotfix: FileHotfix,
+    running_operator: OperatorProcess,
+) -> None:
+    """What the operator's own switch, written ahead of the status write that records it, leaves behind if
+    the operator stops in between; here someone else's edit makes the same state, while the checks hold."""
+    targets.script(f"{ns}/gate", (202, "hold on"))
+    file_with_checks(kube, file_hotfix, ns, [{"name": "gate", "webhook": {"url": f"{targets.base}/{ns}/gate"},
+                                             "intervalSeconds": 1}])
+    approve(kube, ns, NAME)
+    held = kube.wait_phase(ns, NAME, "PrePromotion", timeout=60)
+    blue_hash, green_hash = held["status"]["blueGreen"]["blueHash"], held["status"]["blueGreen"]["greenHash"]
+    kube.kubectl("patch", "service", "checkout", "-n", ns, "--type=merge", "-p",
+                 json.dumps({"spec": {"selector": {"pod-template-hash": green_hash}}}))
+    wait_for("the operator to set the selector back to blue",
+             lambda: kube.selector(ns, "checkout").get("pod-template-hash") == blue_hash, timeout=15)
+    noted = [e for e in kube.release(ns, NAME)["status"]["audit"] if e["action"] == "SelectorUnrecorded"]
+    assert len(noted) == 1 and f"found on pod-template-hash={green_hash}," in noted[0]["detail"], noted
+    assert noted[0]["detail"].endswith(f"setting it to pod-template-hash={blue_hash}"), noted
+    assert kube.phase(ns, NAME) == "PrePromotion"  # the checks still decide; nothing was skipped
+    warnings = kube.kubectl("get", "events", "-n", ns, "--field-selector", "reason=SelectorUnrecorded", "-o", "name")
+    assert warnings.strip(), "no SelectorUnrecorded Event"
+
+    targets.script(f"{ns}/gate", (200, "go"))
+    done = kube.wait_phase(ns, NAME, "Succeeded", "RolledBack", "Failed", timeout=90)
+    assert done["status"]["phase"] == "Succeeded", done["status"]["message"]
+    changes = [w for w in selector_writes(cluster.audit_events(), ns, "checkout", APP) if w.changed]
+    moves = recorded_moves(done["status"]["audit"])
+    assert tuple(w.selector.get("pod-template-hash") for w in changes) == moves.sequence, (changes, moves)
+    # blue, the edit, back to blue, the switch, the folded Deployment's pods, the original selector
+    assert moves.sequence[:4] == (blue_hash, green_hash, blue_hash, green_hash) and len(moves.sequence) == 6, moves
+    assert moves.sequence[-1] is None
 
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "checks"

@@ -190,42 +190,61 @@ def selector_writes(events: Iterable[Mapping[str, Any]], namespace: str, service
 
 PINNED = re.compile(r"pinned to blue pod-template-hash=(\S+)")
 SWITCHED = re.compile(r"pod-template-hash (\S+) -> (\S+);")
+# a selector status did not account for (a switch written ahead of a status write that a kill stopped), and
+# where that reconcile put it: each a pod-template-hash, or a selector without one (the original)
+UNRECORDED = re.compile(r"found on (?:pod-template-hash=(\S+?)|selector .*?), which status does not record .*?; "
+                        r"(?:setting it to (?:pod-template-hash=([^;\s]+)|(selector))|leaving it there)")
+NOT_CARRIED_OUT = "the move the entry before this one noted was not carried out"
 # the terminal entries, each written only after the Service has its original selector again
 RESTORED_BY = ("Succeeded", "RolledBack")
 
 
 @dataclass(frozen=True)
 class RecordedMoves:
-    """The selector moves status.audit accounts for, as the pod-template-hash each leaves the Service on
-    (None: the original selector)."""
+    """The selector moves status.audit accounts for, in order, as the pod-template-hash each leaves the
+    Service on (None: the original selector), and which kind of entry accounts for each."""
 
-    pinned: tuple[str, ...]
-    switched: tuple[str, ...]
-    restored: int  # restorations implied by a terminal entry: none has an entry of its own
     sequence: tuple[str | None, ...]
+    by: tuple[str, ...]  # per move: PinnedBlue, TrafficSwitched, SelectorUnrecorded, or the terminal phase
 
     @property
     def total(self) -> int:
-        return len(self.pinned) + len(self.switched) + self.restored
+        return len(self.sequence)
+
+    def count(self, kind: str) -> int:
+        return self.by.count(kind)
 
 
 def recorded_moves(audit: Iterable[Mapping[str, Any]]) -> RecordedMoves:
-    pinned: list[str] = []
-    switched: list[str] = []
+    """Each entry names the sides the Service was on; a move is a change of side, so a side named twice in
+    a row is one move. TrafficSwitched "X -> Y" names X too: a switch decided but overtaken before it was
+    confirmed (an abort during it) leaves no entry of its own for the move to X."""
     sequence: list[str | None] = []
-    restored = 0
+    by: list[str] = []
+
+    def on(side: str | None, kind: str) -> None:
+        if not sequence or sequence[-1] != side:
+            sequence.append(side)
+            by.append(kind)
+
     for entry in audit:
-        action, detail = entry.get("action"), str(entry.get("detail", ""))
+        action, detail = str(entry.get("action")), str(entry.get("detail", ""))
         if action == "PinnedBlue" and (m := PINNED.search(detail)):
-            pinned.append(m.group(1))
-            sequence.append(m.group(1))
+            on(m.group(1), action)
         elif action == "TrafficSwitched" and (m := SWITCHED.search(detail)):
-            switched.append(m.group(2))
-            sequence.append(m.group(2))
-        elif action in RESTORED_BY and pinned:
-            restored += 1
-            sequence.append(None)
-    return RecordedMoves(tuple(pinned), tuple(switched), restored, tuple(sequence))
+            for side in m.groups():
+                on(side, action)
+        elif action == "SelectorUnrecorded" and (m := UNRECORDED.search(detail)):
+            found, moved_to, to_original = m.groups()
+            if NOT_CARRIED_OUT in detail and by and by[-1] == action:
+                sequence.pop()  # the move the entry before named did not happen
+                by.pop()
+            on(found, action)
+            if moved_to or to_original:
+                on(moved_to, action)
+        elif action in RESTORED_BY and "PinnedBlue" in by:
+            on(None, action)
+    return RecordedMoves(tuple(sequence), tuple(by))
 
 
 # -- reads that ride out an API server restart ---------------------------------------------------------------

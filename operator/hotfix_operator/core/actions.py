@@ -15,6 +15,12 @@ class SetServiceSelector:
     service: str
     selector: Mapping[str, str]
     why: str
+    # Carried out before the decision's status is written, not after. Only two writes are: the switch of
+    # the active Service to green once its checks have passed, blue still warm (should the status write then
+    # never land, the next reconcile finds the Service on a side status does not record, says so in the audit
+    # trail and moves it back: core.traffic.account_for_unrecorded), and the preview Service pointed at green
+    # for its checks (it carries no production traffic).
+    ahead_of_status: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,11 @@ class Event:
 
 
 Action = SetServiceSelector | CreateDeployment | DeleteDeployment | SetContainerImage
+
+
+def ahead_of_status(actions: Iterable[Action]) -> tuple[Action, ...]:
+    """The actions the shell carries out before it writes the decision's status (the rest come after)."""
+    return tuple(a for a in actions if isinstance(a, SetServiceSelector) and a.ahead_of_status)
 
 
 def removes_protection(actions: Iterable[Action]) -> bool:

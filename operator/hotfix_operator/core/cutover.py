@@ -103,7 +103,11 @@ def green_ready(s: Step, green_hash: str, available: int) -> None:
         promote(s, green_hash)
         return
     assert s.bg.blue_hash is not None
-    hold_traffic(s, s.bg.blue_hash, green_hash, "point the preview Service at green for the pre-promotion checks")
+    # The preview Service carries no production traffic, so pointing it at green goes ahead of the status
+    # write, and the first checks follow at once (controller.begin_checks); a crash before the write leaves a
+    # preview Service that Deploying points back.
+    hold_traffic(s, s.bg.blue_hash, green_hash, "point the preview Service at green for the pre-promotion checks",
+                 preview_ahead=True)
     s.enter(Phase.PRE_PROMOTION, f"green {s.bg.green_deployment} is available; running {len(pre)} pre-promotion "
             f"checks ({', '.join(c.name for c in pre)}); traffic stays on blue until they pass")
 
@@ -163,7 +167,9 @@ def promote(s: Step, green_hash: str) -> None:
         s.end_drill(True, Reason.DRILL_PASSED, f"green {s.bg.green_deployment} came up"
                     + (f" and passed {len(checks)} pre-promotion checks" if checks else " (no pre-promotion checks)"))
         return
-    hold_traffic(s, green_hash, green_hash, "switch traffic to green")
+    # The switch goes out ahead of the status write that records it: it is the one step whose speed users
+    # compare with Argo Rollouts', and blue is warm if it must be moved back (core.actions).
+    hold_traffic(s, green_hash, green_hash, "switch traffic to green", switch_ahead=True)
     s.enter(Phase.PROMOTED, f"switching traffic to green {s.bg.green_deployment}; the "
             f"{s.spec.rollout.bake_seconds}s bake starts when the Service's EndpointSlices list only green pods, "
             "with blue kept warm")

@@ -23,6 +23,7 @@ from hotfix_operator.core.governance import GovernanceRules
 from hotfix_operator.core.model import Release, Status
 from hotfix_operator.core.observations import Observations
 from hotfix_operator.core.step import Decision, Step
+from hotfix_operator.core.traffic import account_for_unrecorded
 
 PHASES: dict[Phase, Callable[[Step], None]] = {
     Phase.PENDING: intake.pending,
@@ -40,6 +41,9 @@ PHASES: dict[Phase, Callable[[Step], None]] = {
     Phase.DRILL_ENDING: drill_ending.ending,
 }
 BEFORE_PRODUCTION = (Phase.PENDING, Phase.VERIFYING, Phase.QUEUED, Phase.AWAITING_APPROVAL)
+# the phases in which the release's own blue-green record (status.blueGreen) says where the active Service is
+HOLDS_THE_SERVICE = (Phase.DEPLOYING, Phase.PRE_PROMOTION, Phase.PROMOTED, Phase.FINALIZING, Phase.ROLLING_BACK,
+                     Phase.DRILL_ENDING)
 
 
 # A phase that hands over to a cutover phase lets that one act on the same observations at once, not
@@ -82,6 +86,8 @@ def reconcile(release: Release, status: Status, obs: Observations) -> Decision:
         pass
     elif not enforce_deadlines(s, s.status.phase):
         run_phases(s)
+    if status.phase in HOLDS_THE_SERVICE:
+        account_for_unrecorded(s, status.blue_green)
     if s.status.phase == Phase.SUCCEEDED:
         undo.succeeded(s)  # spec.undo, or staying in view while one may still come (from the reconcile it succeeds)
     summarise(s)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from hotfix_operator.api import LABEL_RELEASE_UID, OPERATOR, POD_TEMPLATE_HASH, ConditionType, Reason
 from hotfix_operator.core.actions import DeleteDeployment, SetServiceSelector
+from hotfix_operator.core.model import BlueGreen
 from hotfix_operator.core.step import Step
 
 # How long a selector change may take to show on the EndpointSlices before the operator warns. It never
@@ -21,16 +22,64 @@ from hotfix_operator.core.step import Step
 SWITCH_CONFIRM_SECONDS = 15.0
 
 
-def ensure_selector(s: Step, service: str, desired: Mapping[str, str], why: str) -> None:
+def ensure_selector(s: Step, service: str, desired: Mapping[str, str], why: str, *, ahead: bool = False) -> None:
+    """Give `service` the `desired` selector. `ahead`: the write may go before the status write
+    (core.actions.SetServiceSelector.ahead_of_status)."""
     current = s.obs.service if service == s.spec.target.service else s.obs.preview_service
     if current is None:
         return
-    # what this reconcile already asked for counts as the selector: a phase chained after another acts on
-    # the same observations and must not send the same write twice
+    # What this reconcile already asked for counts as the selector: a phase chained after another acts on
+    # the same observations. A later phase's selector replaces it, so one decision writes a Service once,
+    # and a write ahead of the status write cannot be overtaken by one after it.
     queued = [a for a in s.actions if isinstance(a, SetServiceSelector) and a.service == service]
     selector = queued[-1].selector if queued else current.selector
-    if dict(selector) != dict(desired):
-        s.act(SetServiceSelector(service, dict(desired), why))
+    if dict(selector) == dict(desired):
+        return
+    for action in queued:
+        s.actions.remove(action)
+    if dict(current.selector) != dict(desired):
+        s.act(SetServiceSelector(service, dict(desired), why, ahead_of_status=ahead))
+
+
+def recorded(s: Step, bg: BlueGreen, selector: Mapping[str, str]) -> bool:
+    """Whether `bg` accounts for the active Service having `selector`: its original one, the side traffic is
+    held on, or the side a switch under way moves it from. True when there is nothing to go by yet."""
+    if bg.original_selector is None:
+        return True
+    sides = (h for h in (bg.active_hash, bg.switch_from) if h)
+    return dict(selector) in [bg.original_selector, *({**bg.original_selector, POD_TEMPLATE_HASH: h} for h in sides)]
+
+
+# the audit entries that say where the active Service is (tests.support.chaos.recorded_moves reads them)
+MOVES = ("PinnedBlue", Reason.TRAFFIC_SWITCHED, Reason.SELECTOR_UNRECORDED)
+UNDONE = "the move the entry before this one noted was not carried out"
+
+
+def describe(selector: Mapping[str, str]) -> str:
+    pod_hash = selector.get(POD_TEMPLATE_HASH)
+    return f"{POD_TEMPLATE_HASH}={pod_hash}" if pod_hash else f"selector {dict(selector)}"
+
+
+def account_for_unrecorded(s: Step, before: BlueGreen) -> None:
+    """Once a reconcile has decided: if the active Service was seen on a selector that `before` (the status
+    it started from) does not account for, say so in the audit trail, with where this decision puts it. That
+    is a switch written ahead of a status write that never landed (the operator stopped in between), or
+    someone else's edit; either way the audit trail then accounts for every selector the Service had."""
+    t, service = s.spec.target, s.obs.service
+    if service is None or recorded(s, before, service.selector):
+        return
+    found = f"Service {t.service}: found on {describe(service.selector)}, which status does not record"
+    queued = [a for a in s.actions if isinstance(a, SetServiceSelector) and a.service == t.service]
+    then = f"setting it to {describe(queued[-1].selector)}" if queued else "leaving it there, where this step wants it"
+    line = f"{found} (a switch written just before the operator stopped, or someone else's edit); {then}"
+    last = next((e for e in reversed(s.status.audit) if e.action in MOVES), None)
+    if last is not None and last.detail == line:
+        return  # noted by a reconcile whose move was not carried out; this one carries it out
+    if last is not None and last.detail.startswith(found + " ") and "; setting it to " in last.detail:
+        # the move that entry noted did not happen: the Service is still where it was found
+        line += f"; {UNDONE}"
+    s.add_audit(Reason.SELECTOR_UNRECORDED, line)
+    s.post_event("Warning", Reason.SELECTOR_UNRECORDED, line)
 
 
 def pinned(s: Step, pod_hash: str) -> dict[str, str]:
@@ -39,17 +88,23 @@ def pinned(s: Step, pod_hash: str) -> dict[str, str]:
     return {**s.bg.original_selector, POD_TEMPLATE_HASH: pod_hash}
 
 
-def hold_traffic(s: Step, active_hash: str, preview_hash: str | None, why: str) -> None:
+def hold_traffic(s: Step, active_hash: str, preview_hash: str | None, why: str, *, switch_ahead: bool = False,
+                 preview_ahead: bool = False) -> None:
     """Re-assert both Services this release owns: the active one on `active_hash`, the preview on
-    `preview_hash` (None: its original selector). A change of the active hash opens a pending switch."""
+    `preview_hash` (None: its original selector). A change of the active hash opens a pending switch.
+    `switch_ahead`, `preview_ahead`: that Service's write may go before the status write (ensure_selector)."""
     t = s.spec.target
-    ensure_selector(s, t.service, pinned(s, active_hash), why)
+    ensure_selector(s, t.service, pinned(s, active_hash), why, ahead=switch_ahead)
     if t.preview_service:
         preview = pinned(s, preview_hash) if preview_hash else s.bg.preview_original_selector
         if preview is not None:
-            ensure_selector(s, t.preview_service, preview, f"preview Service: {why}")
+            ensure_selector(s, t.preview_service, preview, f"preview Service: {why}", ahead=preview_ahead)
     if s.bg.active_hash != active_hash:
-        s.update_bg(active_hash=active_hash, switch_from=s.bg.active_hash, switch_requested=s.now, switch_warned=False)
+        # the side the Service is seen on, which is not the recorded one when a switch was decided and never
+        # carried out: its TrafficSwitched entry then says where traffic really came from
+        seen = s.obs.service.selector.get(POD_TEMPLATE_HASH) if s.obs.service is not None else None
+        s.update_bg(active_hash=active_hash, switch_from=seen or s.bg.active_hash, switch_requested=s.now,
+                    switch_warned=False)
 
 
 def serving_from(s: Step, pod_hash: str) -> bool:
