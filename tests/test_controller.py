@@ -401,7 +401,17 @@ def test_a_release_is_finished_only_on_a_live_read() -> None:
     assert gets[-1] == 1 and sum(gets[:-1]) == 0, "only the reconcile that finishes it reads the release live"
 
 
-def test_a_progress_line_alone_is_written_at_most_once_a_second() -> None:
+def test_the_watch_event_of_its_own_last_write_is_known_as_such_and_no_other() -> None:
+    controller, _, _ = controller_for(approved())
+    assert not controller.is_own_write("shop", "checkout-hotfix", _at("120", "Deploying")), "nothing written yet"
+    controller._written[("shop", "checkout-hotfix")] = _at("120", "Deploying")
+    assert controller.is_own_write("shop", "checkout-hotfix", _at("120", "Deploying"))
+    # a later change by anyone (an approval, an abort) wakes the release
+    assert not controller.is_own_write("shop", "checkout-hotfix", _at("121", "Deploying"))
+    assert not controller.is_own_write("shop", "checkout-hotfix", {"metadata": {}})
+
+
+def test_a_progress_line_alone_is_written_at_most_every_two_seconds() -> None:
     from hotfix_operator.controller import PROGRESS_WRITE_SECONDS
     from hotfix_operator.core.step import Decision
 
@@ -419,4 +429,4 @@ def test_a_progress_line_alone_is_written_at_most_once_a_second() -> None:
     assert kube.calls.count("write") == 2, "a change of what the status records is written at once"
     controller._written_at[("shop", "checkout-hotfix")] -= PROGRESS_WRITE_SECONDS
     controller.carry_out(release, moved.status, Decision(moved.status.model_copy(update={"message": "x"})))
-    assert kube.calls.count("write") == 3, "and a progress line once a second has passed"
+    assert kube.calls.count("write") == 3, "and a progress line once PROGRESS_WRITE_SECONDS have passed"

@@ -149,6 +149,14 @@ class Controller:
         newer = newest(seen, written)
         return newer if newer is not None else self.kube.get_release(namespace, name)
 
+    def is_own_write(self, namespace: str, name: str, body: Mapping[str, Any]) -> bool:
+        """Whether `body` is exactly the version this operator's last status write stored: its watch event
+        brings nothing the last decision did not already see."""
+        written = self._written.get((namespace, name))
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        return written is not None and version is not None and \
+            (written.get("metadata") or {}).get("resourceVersion") == version
+
     def _holds_back(self, release: Release, status: Status, decision: Decision) -> bool:
         at = self._written_at.get((release.namespace, release.name))
         return (at is not None and time.monotonic() - at < PROGRESS_WRITE_SECONDS and not decision.actions

@@ -162,9 +162,13 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 
 @kopf.on.event(*RESOURCE)
-async def wake(uid: str, memo: kopf.Memo, **kwargs: Any) -> None:
-    _controller(memo).kube.cache.attach(kwargs)  # Kopf passes its indexes to every handler, by name
-    _poke(memo, (uid,))
+async def wake(uid: str, namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    controller = _controller(memo)
+    controller.kube.cache.attach(kwargs)  # Kopf passes its indexes to every handler, by name
+    # The event of this operator's own status write wakes nobody: the reconcile that wrote it decided on it
+    # and asked for its own next turn (at once after entering a phase).
+    if not controller.is_own_write(namespace or "", name, body):
+        _poke(memo, (uid,))
 
 
 # -- the watch cache: one index per kind, and the wake-ups its changes cause (after Kopf updated the index) --
