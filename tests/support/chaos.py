@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 from kubernetes import client, config
 
+from hotfix_operator.core.traffic import UNDONE
+
 T = TypeVar("T")
 
 
@@ -194,7 +196,6 @@ SWITCHED = re.compile(r"pod-template-hash (\S+) -> (\S+);")
 # where that reconcile put it: each a pod-template-hash, or a selector without one (the original)
 UNRECORDED = re.compile(r"found on (?:pod-template-hash=(\S+?)|selector .*?), which status does not record .*?; "
                         r"(?:setting it to (?:pod-template-hash=([^;\s]+)|(selector))|leaving it there)")
-NOT_CARRIED_OUT = "the move the entry before this one noted was not carried out"
 # the terminal entries, each written only after the Service has its original selector again
 RESTORED_BY = ("Succeeded", "RolledBack")
 
@@ -236,7 +237,7 @@ def recorded_moves(audit: Iterable[Mapping[str, Any]]) -> RecordedMoves:
                 on(side, action)
         elif action == "SelectorUnrecorded" and (m := UNRECORDED.search(detail)):
             found, moved_to, to_original = m.groups()
-            if NOT_CARRIED_OUT in detail and by and by[-1] == action:
+            if UNDONE in detail and by and by[-1] == action:
                 sequence.pop()  # the move the entry before named did not happen
                 by.pop()
             on(found, action)

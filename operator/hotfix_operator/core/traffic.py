@@ -41,7 +41,7 @@ def ensure_selector(s: Step, service: str, desired: Mapping[str, str], why: str,
         s.act(SetServiceSelector(service, dict(desired), why, ahead_of_status=ahead))
 
 
-def recorded(s: Step, bg: BlueGreen, selector: Mapping[str, str]) -> bool:
+def recorded(bg: BlueGreen, selector: Mapping[str, str]) -> bool:
     """Whether `bg` accounts for the active Service having `selector`: its original one, the side traffic is
     held on, or the side a switch under way moves it from. True when there is nothing to go by yet."""
     if bg.original_selector is None:
@@ -66,7 +66,7 @@ def account_for_unrecorded(s: Step, before: BlueGreen) -> None:
     is a switch written ahead of a status write that never landed (the operator stopped in between), or
     someone else's edit; either way the audit trail then accounts for every selector the Service had."""
     t, service = s.spec.target, s.obs.service
-    if service is None or recorded(s, before, service.selector):
+    if service is None or recorded(before, service.selector):
         return
     found = f"Service {t.service}: found on {describe(service.selector)}, which status does not record"
     queued = [a for a in s.actions if isinstance(a, SetServiceSelector) and a.service == t.service]
