@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from hotfix_operator.adapters.kube import KubeAdapter
 from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ResolvedPolicy
-from hotfix_operator.api import POD_TEMPLATE_HASH, Phase
+from hotfix_operator.api import POD_TEMPLATE_HASH, CheckStage, Phase
 from hotfix_operator.controller import Controller, Outcome
 from hotfix_operator.core.actions import Action, Event, SetServiceSelector
 from hotfix_operator.core.check_model import Checks, CheckState, Measurement
@@ -38,6 +38,8 @@ class FakeKube:
         # as a watch cache: each cached observe returns what the previous one saw (one reconcile behind)
         self.cached = False
         self._behind: Observations | None = None
+        # the EndpointSlice controller publishes as soon as a Service's selector is written (else: on World.tick)
+        self.publish_on_write = False
 
     def get_release(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.calls.append("get")
@@ -72,6 +74,8 @@ class FakeKube:
         unpins = isinstance(action, SetServiceSelector) and POD_TEMPLATE_HASH not in action.selector
         self.calls.append(f"act:{type(action).__name__}" + (":unpin" if unpins else ""))
         self.world.apply(action)
+        if self.publish_on_write and isinstance(action, SetServiceSelector):
+            self.world.sync_endpoints()
         return "done"
 
     def post_event(self, release: Release, event: Event, now: datetime.datetime) -> None:
@@ -104,7 +108,7 @@ class FakeGates:
 
 
 class FakeProbes:
-    """Plans no checks beyond what World plans and measures every due one as passing."""
+    """Plans no checks beyond what World plans and measures the ones the controller asks for as World answers."""
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -116,7 +120,7 @@ class FakeProbes:
 
     def measure(self, release: Release, status: Status, due: tuple[CheckState, ...],
                 now: datetime.datetime) -> tuple[Measurement, ...]:
-        return self.world.measure(status)
+        return self.world.answer_checks(due)
 
 
 class CountingPolicies:
@@ -198,24 +202,49 @@ def with_a_pre_promotion_check() -> tuple[Controller, FakeKube]:
     return controller, kube
 
 
-def test_green_available_is_one_status_write_with_the_preview_moved_and_the_first_check_measured_before_it(
-) -> None:
-    controller, kube = with_a_pre_promotion_check()
+def reconcile_until_green_is_available(controller: Controller, kube: FakeKube) -> None:
+    """Reconcile (time passing between) until the reconcile that finds green available; its calls are kept."""
     for _ in range(40):
         kube.calls.clear()
         before = Status.from_body({"status": kube.status}).phase
         controller.reconcile_once("shop", "checkout-hotfix")
         kube.world.tick()
-        if before == Phase.DEPLOYING and kube.world.measured:
-            break
-    else:
-        raise AssertionError("green never became available")
-    # the preview Service on green, the check measured (FakeProbes), the switch, then the one write
+        if before == Phase.DEPLOYING and Status.from_body({"status": kube.status}).phase != Phase.DEPLOYING:
+            return
+    raise AssertionError("green never became available")
+
+
+def test_green_available_is_one_status_write_with_the_preview_moved_and_the_first_check_measured_before_it(
+) -> None:
+    controller, kube = with_a_pre_promotion_check()
+    kube.cached, kube.publish_on_write = True, True
+    reconcile_until_green_is_available(controller, kube)
+    # the preview Service on green, the watch cache read until its EndpointSlices list only green (the cache
+    # is one read behind), the check measured (FakeProbes) through them, the switch, then the one write
     assert kube.calls.count("write") == 1, kube.calls
     acts_before = [c for c in kube.calls[:kube.calls.index("write")] if c.startswith("act:")]
     assert acts_before == ["act:SetServiceSelector", "act:SetServiceSelector"], kube.calls
+    assert kube.calls.count("observe:cache") >= 3, kube.calls
     status = Status.from_body({"status": kube.status})
     assert status.phase == Phase.PROMOTED and [c.phase for c in status.checks] == ["Passed"]
+    green = status.blue_green.green_hash
+    assert kube.world.measured_through == [(CheckStage.PRE_PROMOTION, frozenset({green}))]
+
+
+def test_a_check_through_the_preview_waits_for_its_endpoint_slices_and_status_says_so() -> None:
+    controller, kube = with_a_pre_promotion_check()
+    kube.cached = True  # and the EndpointSlices follow the selector only when World ticks
+    reconcile_until_green_is_available(controller, kube)
+    status = Status.from_body({"status": kube.status})
+    assert status.phase == Phase.PRE_PROMOTION and not kube.world.measured, kube.calls
+    assert "waiting for preview Service checkout-preview's EndpointSlices to list only green pods" in status.message
+    assert kube.world.selector.get(POD_TEMPLATE_HASH) == status.blue_green.blue_hash, "traffic left blue"
+    for _ in range(5):  # once they do, the check is measured through them and traffic moves
+        controller.reconcile_once("shop", "checkout-hotfix")
+        kube.world.tick()
+    status = Status.from_body({"status": kube.status})
+    assert status.phase in (Phase.PROMOTED, Phase.FINALIZING, Phase.SUCCEEDED), status.message
+    assert kube.world.measured_through == [(CheckStage.PRE_PROMOTION, frozenset({status.blue_green.green_hash}))]
 
 
 def test_a_refused_switch_still_records_the_decision_to_switch() -> None:

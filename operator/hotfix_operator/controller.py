@@ -27,6 +27,7 @@ from hotfix_operator.core.actions import (
 from hotfix_operator.core.lifecycle import (
     GATED_PHASES,
     checks_due,
+    checks_to_measure,
     followups_due,
     is_finished,
     needs_approval_check,
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # how often a status change that is only a progress line is written (core.lifecycle.only_progress)
 PROGRESS_WRITE_SECONDS = 2.0
+# how long the first checks through the preview Service wait for its EndpointSlices (Controller.await_preview)
+PREVIEW_WAIT_SECONDS, PREVIEW_POLL_SECONDS = 0.5, 0.002
 
 
 def utcnow() -> datetime.datetime:
@@ -217,11 +220,27 @@ class Controller:
             written, pending = status, decision
         else:
             written, pending = decision.status, self.carry_out(release, status, decision)
-        again = dataclasses.replace(with_selectors(observations, decision.actions), check_plan=None,
-                                    measurements=self.probes.measure(release, pending.status,
-                                                                     checks_due(pending.status, now), now))
+        seen = self.await_preview(release, pending.status, with_selectors(observations, decision.actions))
+        again = dataclasses.replace(seen, check_plan=None, measurements=self.probes.measure(
+            release, pending.status, checks_to_measure(pending.status, seen), now))
         then = self.carry_out(release, written, self.decide(release, pending.status, again))
         return dataclasses.replace(then, events=decision.events + then.events)
+
+    def await_preview(self, release: Release, status: Status, observations: Observations) -> Observations:
+        """Observations in which the preview Service's EndpointSlices list only the side its checks judge,
+        waited for on the watch cache for at most PREVIEW_WAIT_SECONDS (the EndpointSlice controller takes
+        milliseconds after the selector moved). Waiting here, not in a later reconcile, keeps green available,
+        the first checks' results and their verdict in one status write; if the wait runs out, the decision
+        says what it waits for and the EndpointSlices' watch event wakes the release."""
+        if not self.kube.cached or not checks_due(status, observations.now):
+            return observations
+        seen, deadline = observations, time.monotonic() + PREVIEW_WAIT_SECONDS
+        while not checks_to_measure(status, seen) and time.monotonic() < deadline:
+            time.sleep(PREVIEW_POLL_SECONDS)
+            seen = dataclasses.replace(self.kube.observe(
+                release, status, observations.now, observations.image, observations.provenance,
+                rules=observations.rules, approvals=observations.approvals), queue_ahead=observations.queue_ahead)
+        return seen
 
     def gather(self, release: Release, status: Status, policies: ReconcilePolicies, now: datetime.datetime,
                earlier: Observations | None = None) -> Observations:
@@ -241,7 +260,7 @@ class Controller:
         plan = ask(before.check_plan, needs_check_plan(status), lambda: self.probes.plan(release, status, policies))
         observations = self.kube.observe(release, status, now, image, provenance, rules=rules, approvals=approvals)
         queue = before.queue_ahead if observations.queue_ahead is None else observations.queue_ahead
-        measured = self.probes.measure(release, status, checks_due(status, now), now)
+        measured = self.probes.measure(release, status, checks_to_measure(status, observations), now)
         return dataclasses.replace(observations, check_plan=plan, measurements=measured, queue_ahead=queue)
 
     def decide(self, release: Release, status: Status, observations: Observations) -> Decision:

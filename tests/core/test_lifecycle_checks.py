@@ -70,6 +70,30 @@ def test_passing_checks_run_before_the_switch_and_during_the_bake() -> None:
     assert all(m.at >= promoted for m in world.measured if m.stage == CheckStage.POST_PROMOTION)
 
 
+def test_pre_promotion_checks_wait_until_the_preview_service_lists_only_green() -> None:
+    world = world_for(with_checks((HEALTH,)))
+    world.answer = answers({"health": ["pass"]})
+    status = run_until(world, Status(), lambda s: s.phase == Phase.PRE_PROMOTION)
+    # the EndpointSlice controller has not caught up with the preview Service's move to green: its slices
+    # still list blue's pods, so a check sent through it now could be answered by blue
+    world.stall_endpoints()
+    for _ in range(20):
+        decision = reconcile(world.release, status, world.observe(status))
+        status = decision.status
+        for action in decision.actions:
+            world.apply(action)
+        world.tick()
+    assert status.phase == Phase.PRE_PROMOTION and not world.measured
+    assert not green_selected(world, status), "traffic left blue before its checks ran"
+    assert "waiting for preview Service checkout-preview's EndpointSlices to list only green pods" in status.message
+    assert "kube-controller-manager" in status.message, "20s on, the message says what to look at"
+    world.stall_endpoints(False)
+    status, _ = drive(world, status, never_dark=True)
+    assert status.phase == Phase.SUCCEEDED and status.checks[0].measurements == 2
+    through = [listed for stage, listed in world.measured_through if stage == CheckStage.PRE_PROMOTION]
+    assert through == [frozenset({status.blue_green.green_hash})] * 2, "a check could be answered by blue"
+
+
 def test_a_failing_pre_promotion_check_never_moves_traffic() -> None:
     world = world_for(with_checks((HEALTH,)))
     world.answer = answers({"health": ["fail"]})

@@ -19,6 +19,7 @@ from hotfix_operator.core.lifecycle import checks_due, is_finished, reconcile, w
 from hotfix_operator.core.model import Abort, Release, Status, Undo
 from hotfix_operator.core.observations import CheckPlan
 from hotfix_operator.core.undo import observed_green, undo_name
+from hotfix_operator.core.undo_request import STAGE
 from tests.core.test_lifecycle_checks import ERRORS, HEALTH, answers
 from tests.core.world import APP, BLUE_IMAGE, TERMINAL, World, drive
 from tests.support.releases import HOTFIX_IMAGE, release_object, release_spec
@@ -114,6 +115,7 @@ class TestUndo:
         forward_checks = status.checks
         world.answer = answers({"health": ["pass"]})
         world.measured.clear()
+        world.measured_through.clear()
         world.release = with_undo(world.release)
         status, _ = drive(world, status, never_dark=True)
         assert status.phase == Phase.UNDONE, status.message
@@ -122,6 +124,8 @@ class TestUndo:
         assert [(c.name, c.phase, c.measurements) for c in status.undo.checks] == [("health", CheckPhase.PASSED, 2)]
         switched = status.undo.times.switched
         assert switched is not None and world.measured and all(m.at <= switched for m in world.measured)
+        # each was measured through a preview Service listing the previous version's pods alone
+        assert world.measured_through == [(STAGE, frozenset({status.undo.blue_green.green_hash}))] * 2
         cond = status.condition(ConditionType.UNDO_CHECKS)
         assert cond is not None and cond.status == "True"
 

@@ -9,13 +9,14 @@ including pods that are gone, and traffic reaches only the listed pods that stil
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotfix_operator.api import LABEL_RELEASE_UID, POD_TEMPLATE_HASH, Phase
+from hotfix_operator.api import LABEL_RELEASE_UID, POD_TEMPLATE_HASH, CheckStage, Phase
 from hotfix_operator.core.actions import (
     Action,
     CreateDeployment,
@@ -26,7 +27,7 @@ from hotfix_operator.core.actions import (
 from hotfix_operator.core.check_eval import Judgement
 from hotfix_operator.core.check_model import CheckState, Measurement
 from hotfix_operator.core.governance import AdmissionCheck, ApprovalCheck, GovernanceRules
-from hotfix_operator.core.lifecycle import Decision, checks_due, reconcile
+from hotfix_operator.core.lifecycle import Decision, checks_to_measure, reconcile
 from hotfix_operator.core.model import Release, Status
 from hotfix_operator.core.observations import (
     CheckPlan,
@@ -122,6 +123,11 @@ class World:
     endpoint_syncs: Iterator[bool] = field(default_factory=lambda: iter(()))
     endpoints_stalled: bool = False
     published: frozenset[str] = field(init=False, default=frozenset())
+    # what the preview Service's EndpointSlices list (synced with the active Service's)
+    preview_published: frozenset[str] = field(init=False, default=frozenset())
+    # each check measurement's stage, and the pod-template-hashes of the pods the preview Service's
+    # EndpointSlices listed when it was made
+    measured_through: list[tuple[CheckStage, frozenset[str]]] = field(default_factory=list)
     provenance: ProvenanceCheck = field(default_factory=lambda: ProvenanceCheck(
         ok=True, reason="Verified", message="ok", policy="test",
         summary={"signers": [{"signer": "key release (SHA256:ab)"}], "builderId": "https://ci.example.com/b",
@@ -159,8 +165,12 @@ class World:
 
     def sync_endpoints(self) -> None:
         """What the EndpointSlice controller publishes for the active Service when it syncs."""
-        wanted = self.selector.get(POD_TEMPLATE_HASH)
-        self.published = frozenset().union(*(ips for h, ips in self.ready_ips().items() if wanted in (None, h)))
+        self.published = self.selected_by(self.selector)
+        self.preview_published = self.selected_by(self.preview_selector)
+
+    def selected_by(self, selector: Mapping[str, str]) -> frozenset[str]:
+        wanted = selector.get(POD_TEMPLATE_HASH)
+        return frozenset().union(*(ips for h, ips in self.ready_ips().items() if wanted in (None, h)))
 
     def serving(self) -> int:
         """Endpoints that really take traffic: listed in the EndpointSlices, and still a ready pod."""
@@ -173,25 +183,31 @@ class World:
         pods = self.ready_ips()
         endpoints = self.published
         green_pods = self.terminating_green_pods + (sum(self.green.pods.values()) if green and self.green else 0)
-        return Observations(
+        seen = Observations(
             now=self.now,
             blue=self.blue.view(),
             service=ServiceView("checkout", dict(self.selector)),
             preview_service=ServiceView("checkout-preview", dict(self.preview_selector)),
             green=green,
             endpoint_ips=endpoints,
+            preview_endpoint_ips=self.preview_published,
             pod_ips_by_hash=pods,
             green_pod_count=green_pods,
             image=self.image_check, provenance=self.provenance,
             queue_ahead=self.queue_ahead, rules=self.rules, approvals=self.approval_check(),
-            check_plan=self.check_plan, measurements=self.measure(status),
+            check_plan=self.check_plan,
         )
+        return dataclasses.replace(seen, measurements=self.measure(status, seen))
 
-    def measure(self, status: Status | None) -> tuple[Measurement, ...]:
-        if status is None:
-            return ()
+    def measure(self, status: Status | None, seen: Observations) -> tuple[Measurement, ...]:
+        """What the shell measures: the checks due that can reach what they judge (checks_to_measure)."""
+        return () if status is None else self.answer_checks(checks_to_measure(status, seen))
+
+    def answer_checks(self, due: tuple[CheckState, ...]) -> tuple[Measurement, ...]:
         made = []
-        for check in checks_due(status, self.now):
+        for check in due:
+            listed = frozenset(h for h, ips in self.ready_ips().items() if ips & self.preview_published)
+            self.measured_through.append((check.stage, listed))
             outcome, value, message = self.answer(check, self.now)
             made.append(Measurement(name=check.name, stage=check.stage, outcome=outcome, at=self.now, value=value,
                                     message=message))

@@ -10,6 +10,7 @@ test HotfixPolicy lists in checks.allowedHosts; Debian's prometheus scrapes its 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hotfix_operator.api import POD_TEMPLATE_HASH
 from hotfix_operator.core.model import Spec
 from localcluster.cluster import OPERATOR_NAMESPACE, LocalCluster
 from localcluster.signing import LOCAL_BUILDER, LocalSigner
@@ -166,6 +168,32 @@ def test_a_failing_pre_promotion_check_keeps_every_endpoint_on_blue(
     for s in samples.observed:
         assert s.ready and s.ready <= blue_ips, f"{s}: an endpoint that is not blue's"
     assert not kube.apps.list_namespaced_deployment(ns, label_selector="hotfix.dev/role=green").items
+
+
+def test_pre_promotion_checks_wait_while_the_preview_services_endpoint_slices_list_blue(
+    kube: Kube, ns: str, targets: CheckTargets, file_hotfix: FileHotfix, running_operator: OperatorProcess
+) -> None:
+    """An EndpointSlice the EndpointSlice controller does not manage (a mirror, a stale copy) still routes
+    the preview Service's traffic, here to a blue pod: a check measured now could be answered by blue."""
+    targets.script(f"{ns}/health", (200, "ok"))
+    blue_ip = sorted(kube.pod_ips(ns, APP))[0]
+    stray = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+             "metadata": {"name": "checkout-preview-stray", "namespace": ns,
+                          "labels": {"kubernetes.io/service-name": "checkout-preview"}},
+             "endpoints": [{"addresses": [blue_ip], "conditions": {"ready": True}}], "ports": [{"port": 8080}]}
+    kube.kubectl("apply", "-f", "-", stdin=json.dumps(stray))
+    file_with_checks(kube, file_hotfix, ns, [http("health", ns, targets, "health", count=1)])
+    approve(kube, ns, NAME)
+    waiting = wait_for("the checks to wait for the preview Service", lambda: (
+        obj := kube.release(ns, NAME))["status"].get("phase") == "PrePromotion" and "waiting for preview Service "
+        "checkout-preview's EndpointSlices to list only green pods" in obj["status"]["message"] and obj, timeout=60)
+    time.sleep(2)  # two check intervals: still nothing may be measured, and traffic stays on blue
+    assert not targets.under(f"{ns}/health"), "a check was measured through a preview Service that lists blue"
+    assert kube.selector(ns, "checkout").get(POD_TEMPLATE_HASH) == waiting["status"]["blueGreen"]["blueHash"]
+    kube.kubectl("delete", "endpointslice", "checkout-preview-stray", "-n", ns)
+    done = kube.wait_phase(ns, NAME, "Succeeded", "RolledBack", "Failed", timeout=90)
+    assert done["status"]["phase"] == "Succeeded", done["status"]["message"]
+    assert len(targets.under(f"{ns}/health")) == 1
 
 
 def test_a_check_failing_during_the_bake_rolls_back_to_blues_pods(

@@ -136,14 +136,15 @@ class KubeAdapter:
             service, preview = self._cached_service(ns, t.service), (
                 self._cached_service(ns, t.preview_service) if t.preview_service else None)
             endpoints = self.cache.endpoint_ips(ns, t.service) if service else frozenset()
+            preview_endpoints = self.cache.endpoint_ips(ns, preview.name) if preview else frozenset()
             pods = self._select(self.cache.pods(ns), status, service)
         else:
-            blue, green, service, preview, endpoints, pods = self._live_views(ns, t.deployment, green_name, t.service,
-                                                                              t.preview_service, status)
+            blue, green, service, preview, (endpoints, preview_endpoints), pods = self._live_views(
+                ns, t.deployment, green_name, t.service, t.preview_service, status)
         ips_by_hash, green_pods = _ready_ips(pods, release.uid)
         return Observations(
             now=now, blue=blue, service=service, preview_service=preview, green=green,
-            endpoint_ips=endpoints,
+            endpoint_ips=endpoints, preview_endpoint_ips=preview_endpoints,
             pod_ips_by_hash=ips_by_hash, green_pod_count=green_pods, image=image, provenance=provenance,
             queue_ahead=self._queue_ahead(release) if status.phase in (Phase.VERIFYING, Phase.QUEUED) else None,
             rules=rules, approvals=approvals,
@@ -151,7 +152,7 @@ class KubeAdapter:
 
     def _live_views(self, ns: str, blue_name: str, green_name: str, service_name: str, preview_name: str | None,
                     status: Status) -> tuple[DeploymentView | None, DeploymentView | None, ServiceView | None,
-                                             ServiceView | None, frozenset[str], list[Entry]]:
+                                             ServiceView | None, tuple[frozenset[str], frozenset[str]], list[Entry]]:
         # The reads are independent: issued together, a reconcile waits for the slowest, not their sum.
         pool = self._pool
         blue_f = pool.submit(self._deployment, ns, blue_name)
@@ -159,6 +160,7 @@ class KubeAdapter:
         preview_f = pool.submit(self._service, ns, preview_name) if preview_name else None
         green_f = pool.submit(self._deployment, ns, green_name)
         slices_f = pool.submit(self._endpoint_ips, ns, service_name)
+        preview_slices_f = pool.submit(self._endpoint_ips, ns, preview_name) if preview_name else None
         pinned = status.blue_green.original_selector
         pods_f = pool.submit(self._pods, ns, pinned) if pinned else None
         service = service_f.result()
@@ -167,8 +169,9 @@ class KubeAdapter:
             pods_f = pool.submit(self._pods, ns, app_selector)
         pods = pods_f.result() if pods_f else []
         endpoints = slices_f.result() if service else frozenset()
-        return (blue_f.result(), green_f.result(), service, preview_f.result() if preview_f else None, endpoints,
-                pods)
+        preview = preview_f.result() if preview_f else None
+        preview_endpoints = preview_slices_f.result() if preview_slices_f and preview else frozenset()
+        return blue_f.result(), green_f.result(), service, preview, (endpoints, preview_endpoints), pods
 
     def _select(self, pods: list[Entry], status: Status, service: ServiceView | None) -> list[Entry]:
         selector = _app_selector(status, service)

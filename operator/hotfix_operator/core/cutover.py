@@ -23,6 +23,7 @@ from hotfix_operator.core.traffic import (
     serving_from,
     switch,
     tear_down_green,
+    wait_for_preview,
 )
 
 
@@ -119,7 +120,7 @@ def pre_promotion(s: Step) -> None:
         s.roll_back(Reason.TARGET_DISAPPEARED, f"Service {t.service} was deleted before the switch")
         return
     hold_traffic(s, blue_hash, green_hash, "keep traffic on blue while the pre-promotion checks run")
-    if green_lost(s, "its pre-promotion checks"):
+    if green_lost(s, "its pre-promotion checks") or not wait_for_preview(s, green_hash, "green", started):
         return
     result = run_stage(s, CheckStage.PRE_PROMOTION, started)
     if result.failed is not None:

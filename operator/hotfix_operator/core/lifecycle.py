@@ -23,7 +23,7 @@ from hotfix_operator.core.governance import GovernanceRules
 from hotfix_operator.core.model import Release, Status
 from hotfix_operator.core.observations import Observations
 from hotfix_operator.core.step import Decision, Step
-from hotfix_operator.core.traffic import account_for_unrecorded
+from hotfix_operator.core.traffic import account_for_unrecorded, preview_lists_only
 
 PHASES: dict[Phase, Callable[[Step], None]] = {
     Phase.PENDING: intake.pending,
@@ -227,14 +227,37 @@ def checks_due(status: Status, now: datetime.datetime) -> tuple[CheckState, ...]
     return undo.checks_due(status, now)
 
 
+def preview_side(status: Status) -> str | None:
+    """The pod-template-hash the preview Service must list alone before the checks due now are measured
+    through it: green's in PrePromotion, the previous version's while an undo checks it; else None."""
+    if status.phase == Phase.PRE_PROMOTION:
+        return status.blue_green.green_hash
+    if status.phase == Phase.UNDOING and status.undo is not None and status.undo.step == "Previous":
+        return status.undo.blue_green.green_hash
+    return None
+
+
+def checks_to_measure(status: Status, obs: Observations) -> tuple[CheckState, ...]:
+    """The checks due now (checks_due) that can reach what they judge: none of those sent through the
+    preview Service while its EndpointSlices still list other pods (a check measured then could be answered
+    by blue, and pass for green)."""
+    due = checks_due(status, obs.now)
+    side = preview_side(status)
+    if due and side is not None and not preview_lists_only(obs, side):
+        return ()
+    return due
+
+
 def watched_objects(release: Release, status: Status) -> tuple[tuple[str, str], ...]:
     """The objects whose changes should wake this release at once (kind, name), while it holds the
-    target: its Deployment, green, and the active Service (its EndpointSlices carry its name)."""
+    target: its Deployment, green, and the active and preview Services (their EndpointSlices carry their
+    names)."""
     if status.phase is None or not status.phase.holds_target:
         return ()
     t = release.spec.target
     green = undo.observed_green(release, status)
-    return ("Deployment", t.deployment), ("Deployment", green), ("Service", t.service)
+    preview = (("Service", t.preview_service),) if t.preview_service else ()
+    return ("Deployment", t.deployment), ("Deployment", green), ("Service", t.service), *preview
 
 
 def only_progress(old: Status, new: Status) -> bool:
@@ -272,6 +295,7 @@ def followups_due(status: Status) -> bool:
 __all__ = [
     "Decision",
     "checks_due",
+    "checks_to_measure",
     "followups_due",
     "holds_production",
     "incident_id",

@@ -96,6 +96,8 @@ class Observations:
     green: DeploymentView | None
     # ready pod IPs behind the active Service, as the EndpointSlice controller published them
     endpoint_ips: frozenset[str] = frozenset()
+    # the same for the preview Service (empty when there is none)
+    preview_endpoint_ips: frozenset[str] = frozenset()
     # ready pod IPs per pod-template-hash, among pods of the target's app
     pod_ips_by_hash: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # pods (ready or not, terminating included) carrying this release's green label

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from hotfix_operator.api import LABEL_RELEASE_UID, OPERATOR, POD_TEMPLATE_HASH, ConditionType, Reason
 from hotfix_operator.core.actions import DeleteDeployment, SetServiceSelector
 from hotfix_operator.core.model import BlueGreen
+from hotfix_operator.core.observations import Observations
 from hotfix_operator.core.step import Step
 
 # How long a selector change may take to show on the EndpointSlices before the operator warns. It never
@@ -107,10 +108,40 @@ def hold_traffic(s: Step, active_hash: str, preview_hash: str | None, why: str, 
                     switch_warned=False)
 
 
+def lists_only(endpoints: frozenset[str], obs: Observations, pod_hash: str) -> bool:
+    """`endpoints` are ready pods, and only pods of `pod_hash`."""
+    return bool(endpoints) and endpoints <= obs.pod_ips_by_hash.get(pod_hash, frozenset())
+
+
 def serving_from(s: Step, pod_hash: str) -> bool:
     """The active Service's EndpointSlices list ready pods, and only pods of `pod_hash`."""
-    endpoints = s.obs.endpoint_ips
-    return bool(endpoints) and endpoints <= s.obs.pod_ips_by_hash.get(pod_hash, frozenset())
+    return lists_only(s.obs.endpoint_ips, s.obs, pod_hash)
+
+
+def preview_lists_only(obs: Observations, pod_hash: str) -> bool:
+    """Checks sent through the preview Service reach pods of `pod_hash` alone: its EndpointSlices list only
+    them. True when there is no preview Service (the checks then address what they test themselves)."""
+    return obs.preview_service is None or lists_only(obs.preview_endpoint_ips, obs, pod_hash)
+
+
+def wait_for_preview(s: Step, pod_hash: str, side: str, since: datetime.datetime) -> bool:
+    """Whether the preview Service's EndpointSlices list only `side`'s pods (pods of `pod_hash`); if not, say
+    so and wait: a check measured now could be answered by the pods the preview Service selected before."""
+    if preview_lists_only(s.obs, pod_hash):
+        return True
+    endpoints = s.obs.preview_endpoint_ips
+    on_side = len(endpoints & s.obs.pod_ips_by_hash.get(pod_hash, frozenset()))
+    detail = f"{on_side} of {len(endpoints)} ready endpoints are {side} pods"
+    message = (f"waiting for preview Service {s.spec.target.preview_service}'s EndpointSlices to list only {side} "
+               f"pods ({detail}); its checks start then, and traffic stays where it is")
+    waited = (s.now - since).total_seconds()
+    if waited >= SWITCH_CONFIRM_SECONDS:
+        message += (f". {waited:.0f}s since {side} was available: check that kube-controller-manager (its "
+                    "EndpointSlice controller) is running, and that the preview Service selects "
+                    f"{POD_TEMPLATE_HASH}={pod_hash}")
+    s.say(message)
+    s.wait()
+    return False
 
 
 def switch(s: Step, to_hash: str, side: str) -> datetime.datetime | None:

@@ -51,6 +51,7 @@ from hotfix_operator.core.traffic import (
     serving_from,
     switch,
     tear_down_green,
+    wait_for_preview,
 )
 from hotfix_operator.core.undo_request import BAKE_STAGE, STAGE, short, succeeded, undo_name, window_ends
 
@@ -179,6 +180,8 @@ def previous(u: UndoStep) -> None:
         hold_traffic(u, hotfix_hash, helper_hash, "point the preview Service at the previous version for its checks")
         started = u.undo.times.previous_available
         assert started is not None
+        if not wait_for_preview(u, helper_hash, "previous version", started):
+            return
         result = run_checks(u, STAGE, started)
         if result.failed is not None:
             give_up(u, Reason.CHECK_FAILED, f"{failure_line(result.failed)}; traffic never left the hotfix")
