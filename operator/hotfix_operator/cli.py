@@ -25,31 +25,7 @@ if TYPE_CHECKING:
     from hotfix_operator.metrics import Metrics
 
 
-# glibc's mallopt parameter for the number of malloc arenas (malloc.h)
-M_ARENA_MAX, ARENAS = -8, 2
-
-
-def limit_malloc_arenas() -> bool:
-    """At most ARENAS glibc malloc arenas, unless MALLOC_ARENA_MAX says otherwise; True if set here.
-
-    glibc gives each thread that allocates under contention an arena of its own, up to 8 per core, and
-    memory freed in one is not reused by another. The operator runs 16 reconcile threads and a pool for
-    parallel reads, but Python's interpreter lock lets one of them allocate at a time, so more arenas buy
-    no speed: with 200 hotfixes at once on 2 cores they cost 17 MB of peak RSS (docs/scale.md). Called
-    before any thread starts. Elsewhere than glibc (musl) it does nothing."""
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return False
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None)
-        return bool(libc.mallopt(M_ARENA_MAX, ARENAS))
-    except (OSError, AttributeError):
-        return False
-
-
 def _run(args: argparse.Namespace) -> int:
-    limit_malloc_arenas()
     import kopf
     from kubernetes import client
     from prometheus_client import start_http_server
