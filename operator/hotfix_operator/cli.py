@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -23,6 +24,25 @@ if TYPE_CHECKING:
     from hotfix_operator import leader
     from hotfix_operator.controller import Controller
     from hotfix_operator.metrics import Metrics
+
+
+# gc thresholds for the running operator (Python's defaults: 700, 10, 10)
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
+def tune_garbage_collector() -> None:
+    """Freeze what start-up built and collect less often.
+
+    Nearly everything the operator allocates is freed by reference counting (decoded JSON, views, requests);
+    the cycle collector finds little, but with the defaults it ran often and each full pass walked every
+    object alive: the Kubernetes client's models, Kopf and our modules, then the watch caches. With 200
+    hotfixes at once on 2 cores it took 17.9 of ~75 CPU-seconds, its full passes reaching 420 ms each.
+    Frozen start-up objects (gc.freeze) are never walked again; the higher thresholds let short-lived
+    objects die before a pass sees them. Measured alike (SCALE_SIZES=200, docs/scale.md): collector time
+    17.9 -> 3.9 s, CPU per hotfix 0.376 -> 0.339 s, peak RSS 206 -> 205 MB."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -54,6 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     elector = _lead(args, identity, metrics) if args.leader_elect else None
     metrics.leader.set(1)
     namespaces = args.namespace or []
+    tune_garbage_collector()
     try:
         asyncio.run(kopf.operator(standalone=True, clusterwide=not namespaces, namespaces=namespaces, memo=memo,
                                   liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz"
