@@ -205,8 +205,8 @@ class World:
 
     def answer_checks(self, due: tuple[CheckState, ...]) -> tuple[Measurement, ...]:
         made = []
+        listed = frozenset(h for h, ips in self.ready_ips().items() if ips & self.preview_published)
         for check in due:
-            listed = frozenset(h for h, ips in self.ready_ips().items() if ips & self.preview_published)
             self.measured_through.append((check.stage, listed))
             outcome, value, message = self.answer(check, self.now)
             made.append(Measurement(name=check.name, stage=check.stage, outcome=outcome, at=self.now, value=value,

@@ -232,9 +232,7 @@ def preview_side(status: Status) -> str | None:
     through it: green's in PrePromotion, the previous version's while an undo checks it; else None."""
     if status.phase == Phase.PRE_PROMOTION:
         return status.blue_green.green_hash
-    if status.phase == Phase.UNDOING and status.undo is not None and status.undo.step == "Previous":
-        return status.undo.blue_green.green_hash
-    return None
+    return undo.preview_side(status)
 
 
 def checks_to_measure(status: Status, obs: Observations) -> tuple[CheckState, ...]:

@@ -108,9 +108,14 @@ def hold_traffic(s: Step, active_hash: str, preview_hash: str | None, why: str, 
                     switch_warned=False)
 
 
+def ips_of(obs: Observations, pod_hash: str) -> frozenset[str]:
+    """The ready pod IPs of `pod_hash`."""
+    return obs.pod_ips_by_hash.get(pod_hash, frozenset())
+
+
 def lists_only(endpoints: frozenset[str], obs: Observations, pod_hash: str) -> bool:
     """`endpoints` are ready pods, and only pods of `pod_hash`."""
-    return bool(endpoints) and endpoints <= obs.pod_ips_by_hash.get(pod_hash, frozenset())
+    return bool(endpoints) and endpoints <= ips_of(obs, pod_hash)
 
 
 def serving_from(s: Step, pod_hash: str) -> bool:
@@ -130,7 +135,7 @@ def wait_for_preview(s: Step, pod_hash: str, side: str, since: datetime.datetime
     if preview_lists_only(s.obs, pod_hash):
         return True
     endpoints = s.obs.preview_endpoint_ips
-    on_side = len(endpoints & s.obs.pod_ips_by_hash.get(pod_hash, frozenset()))
+    on_side = len(endpoints & ips_of(s.obs, pod_hash))
     detail = f"{on_side} of {len(endpoints)} ready endpoints are {side} pods"
     message = (f"waiting for preview Service {s.spec.target.preview_service}'s EndpointSlices to list only {side} "
                f"pods ({detail}); its checks start then, and traffic stays where it is")
@@ -167,7 +172,7 @@ def switch(s: Step, to_hash: str, side: str) -> datetime.datetime | None:
 def report_unconfirmed(s: Step, to_hash: str, side: str) -> None:
     """Say how far the switch to `side` has got; past the bound, warn once. Nothing is removed."""
     t, endpoints = s.spec.target, s.obs.endpoint_ips
-    on_side = len(endpoints & s.obs.pod_ips_by_hash.get(to_hash, frozenset()))
+    on_side = len(endpoints & ips_of(s.obs, to_hash))
     detail = f"{on_side} of {len(endpoints)} ready endpoints of Service {t.service} are {side} pods"
     waited = (s.now - (s.bg.switch_requested or s.now)).total_seconds()
     if waited < SWITCH_CONFIRM_SECONDS:

@@ -81,6 +81,14 @@ def checks_due(status: Status, now: datetime.datetime) -> tuple[CheckState, ...]
     return due(undo.checks, stage, started, now) if started is not None else ()
 
 
+def preview_side(status: Status) -> str | None:
+    """While the undo checks the previous version through the preview Service: its pod-template-hash."""
+    undo = status.undo
+    if status.phase != Phase.UNDOING or undo is None or undo.step != "Previous":
+        return None
+    return undo.blue_green.green_hash
+
+
 # -- the reverse run's Step ------------------------------------------------------------------------
 
 
@@ -353,5 +361,5 @@ def failed(u: UndoStep, reason: str, message: str) -> None:
     u.set_condition(ConditionType.UNDONE, "False", reason, message)
     u.enter(Phase.UNDO_FAILED, message, reason=reason, warning=True)
 
-__all__ = ["UndoStep", "checks_due", "observed_green", "run_state", "short", "succeeded", "undo_name", "undoing",
-           "window_ends"]
+__all__ = ["UndoStep", "checks_due", "observed_green", "preview_side", "run_state", "short", "succeeded", "undo_name",
+           "undoing", "window_ends"]
