@@ -150,7 +150,7 @@ def _controller(args: argparse.Namespace, api: ApiClient, metrics: Metrics) -> C
     from hotfix_operator.adapters.authorization import ApprovalAuthority
     from hotfix_operator.adapters.kube import KubeAdapter
     from hotfix_operator.adapters.policies import PolicyResolver
-    from hotfix_operator.adapters.registry import RegistryClient, RegistryCredentials
+    from hotfix_operator.adapters.registry import RegistryClient, RegistryConnections, RegistryCredentials
     from hotfix_operator.controller import Controller
     from hotfix_operator.followup_runner import FollowupRunner, FollowupSettings
     from hotfix_operator.gates import Gates
@@ -158,9 +158,10 @@ def _controller(args: argparse.Namespace, api: ApiClient, metrics: Metrics) -> C
     from hotfix_operator.probes import Probes
 
     plain_http = frozenset(args.plain_http_registry or ())
+    connections = RegistryConnections(args.registry_ca_file)  # for the life of the process
 
     def registry(credentials: RegistryCredentials | None) -> RegistryClient:
-        return RegistryClient(credentials=credentials, ca_file=args.registry_ca_file, plain_http_hosts=plain_http)
+        return RegistryClient(credentials=credentials, plain_http_hosts=plain_http, connections=connections)
 
     followup = FollowupRunner(FollowupSettings(
         check_seconds=args.postmortem_check_seconds, deadline_seconds=args.postmortem_deadline_seconds,

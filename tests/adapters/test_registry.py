@@ -18,9 +18,11 @@ from hotfix_operator.adapters.registry import (
     ImageReference,
     NotFoundError,
     RegistryClient,
+    RegistryConnections,
     RegistryCredentials,
     RegistryError,
 )
+from hotfix_operator.core.gate_egress import GateRules
 from localcluster.cluster import LocalCluster
 from localcluster.oci import PushedImage, Pusher
 
@@ -66,7 +68,7 @@ class Hostile(http.server.BaseHTTPRequestHandler):
     seen: ClassVar[list[dict[str, Any]]] = []
 
     def do_GET(self) -> None:
-        self.seen.append({"path": self.path, "auth": self.headers.get("Authorization")})
+        self.seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "peer": self.client_address})
         path = self.path.split("?")[0]
         status, headers, body = self.routes.get(path, (404, {}, b"{}"))
         if path == "/v2/private/app/manifests/" + DIGEST and self.headers.get("Authorization") != "Bearer t0k3n":
@@ -89,9 +91,15 @@ MANIFEST = json.dumps(
 DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
 
 
-@pytest.fixture
-def hostile() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+class KeepAlive(Hostile):
+    """The same table, keeping each connection open between requests (HTTP/1.1), as registries do."""
+
+    protocol_version = "HTTP/1.1"
+
+
+@pytest.fixture(params=[Hostile], ids=["closing"])
+def hostile(request: pytest.FixtureRequest) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), request.param)
     Hostile.routes, Hostile.seen = {}, []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -159,6 +167,59 @@ class TestAgainstAHostileRegistry:
     def test_plain_http_is_refused_for_non_loopback_hosts(self) -> None:
         with pytest.raises(ValueError, match="loopback registries only"):
             RegistryClient(plain_http_hosts=frozenset({"registry.example.com"}))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("hostile", [KeepAlive], ids=["keep-alive"], indirect=True)
+class TestSharedConnections:
+    def _peers(self) -> list[Any]:
+        return [seen["peer"] for seen in Hostile.seen]
+
+    def test_clients_sharing_a_pool_reuse_one_connection_after_each_closes(self, hostile: str) -> None:
+        Hostile.routes[f"/v2/app/manifests/{DIGEST}"] = (200, {}, MANIFEST)
+        connections = RegistryConnections()
+        for _ in range(3):  # one client per gate check, as the operator makes them
+            with client_for(hostile, connections=connections) as client:
+                assert client.get_manifest(ImageReference.parse(f"{hostile}/app@{DIGEST}")).raw == MANIFEST
+        connections.shutdown()
+        assert len(self._peers()) == 3 and len(set(self._peers())) == 1
+
+    def test_clients_with_their_own_pools_each_open_a_connection(self, hostile: str) -> None:
+        Hostile.routes[f"/v2/app/manifests/{DIGEST}"] = (200, {}, MANIFEST)
+        for _ in range(3):
+            with client_for(hostile) as client:
+                client.get_manifest(ImageReference.parse(f"{hostile}/app@{DIGEST}"))
+        assert len(set(self._peers())) == 3
+
+    def test_a_pooled_connection_does_not_carry_a_request_the_clients_own_rules_refuse(self, hostile: str) -> None:
+        Hostile.routes[f"/v2/app/manifests/{DIGEST}"] = (200, {}, MANIFEST)
+        connections = RegistryConnections()
+        with client_for(hostile, connections=connections) as client:
+            client.get_manifest(ImageReference.parse(f"{hostile}/app@{DIGEST}"))
+        # another release's policy: this host is the API server, which no gate may reach
+        with client_for(hostile, connections=connections) as client, pytest.raises(RegistryError) as caught:
+            client.restrict(GateRules(policy="other", api_server=hostile)).get_manifest(
+                ImageReference.parse(f"{hostile}/app@{DIGEST}"))
+        connections.shutdown()
+        assert hostile in str(caught.value) and len(Hostile.seen) == 1
+
+    def test_tokens_stay_with_the_client_that_was_given_them(self, hostile: str) -> None:
+        Hostile.routes[f"/v2/private/app/manifests/{DIGEST}"] = (200, {}, MANIFEST)
+        Hostile.routes["/token"] = (200, {}, b'{"token": "t0k3n"}')
+        creds = RegistryCredentials.from_dockerconfigjson(
+            json.dumps({"auths": {hostile: {"auth": base64.b64encode(b"robot:s3cret").decode()}}}).encode())
+        connections = RegistryConnections()
+        reference = ImageReference.parse(f"{hostile}/private/app@{DIGEST}")
+        with client_for(hostile, credentials=creds, connections=connections) as client:
+            client.get_manifest(reference)
+        first = len(Hostile.seen)
+        with client_for(hostile, connections=connections) as client:  # no credentials of its own
+            client.get_manifest(reference)
+        connections.shutdown()
+        asked = Hostile.seen[first:]
+        # its first read carries no token and its token request no password: nothing crossed over in the pool
+        assert [(seen["path"].split("?")[0], seen["auth"]) for seen in asked][:2] == [
+            (f"/v2/private/app/manifests/{DIGEST}", None), ("/token", None)]
 
 
 @pytest.mark.unit

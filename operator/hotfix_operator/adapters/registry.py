@@ -228,6 +228,29 @@ class RegistryCredentials:
         return f"RegistryCredentials(hosts={sorted(self.by_host)})"
 
 
+class RegistryConnections(httpx.BaseTransport):
+    """One pool of registry connections, with one TLS context, for every RegistryClient the operator makes.
+
+    Each gate check makes its own client (its HotfixPolicy's credentials, tokens and egress rules); without a
+    shared pool each would also load the CA file and open new TLS connections, a handshake per release and
+    registry. Sharing connections does not widen where a client may connect: every request is judged by the
+    client's own rules before it is sent, and a pooled connection only carries requests to the host and port
+    it was opened to. A client's close leaves the pool open; `shutdown` closes it."""
+
+    def __init__(self, ca_file: str | None = None) -> None:
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
+        self._transport = httpx.HTTPTransport(verify=verify)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._transport.handle_request(request)
+
+    def close(self) -> None:
+        """Called by each client's close: the pool stays open for the next one."""
+
+    def shutdown(self) -> None:
+        self._transport.close()
+
+
 class RegistryClient:
     """Reads manifests, blobs and referrers. Counts requests, so benchmarks can report round trips."""
 
@@ -240,7 +263,9 @@ class RegistryClient:
         timeout_seconds: float = 10.0,
         max_manifest_bytes: int = DEFAULT_MAX_MANIFEST_BYTES,
         max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES,
+        connections: RegistryConnections | None = None,
     ) -> None:
+        """`connections`: a shared pool (its TLS context replaces `ca_file`); None: this client's own."""
         for host in plain_http_hosts:
             if not _is_loopback(host):
                 raise ValueError(f"plain HTTP is allowed for loopback registries only, not {host!r}")
@@ -249,8 +274,11 @@ class RegistryClient:
         self._max_manifest_bytes = max_manifest_bytes
         self._max_blob_bytes = max_blob_bytes
         self._tokens: dict[tuple[str, str], str] = {}
-        verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
-        self._http = httpx.Client(verify=verify, timeout=timeout_seconds, follow_redirects=False)
+        if connections is not None:
+            self._http = httpx.Client(transport=connections, timeout=timeout_seconds, follow_redirects=False)
+        else:
+            verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
+            self._http = httpx.Client(verify=verify, timeout=timeout_seconds, follow_redirects=False)
         self.request_count = 0
         # until the gate restricts it, a client judges realms and redirects (own host only), not addresses
         self.egress = Egress(GateRules(plain_http=plain_http_hosts), judge_addresses=False)
