@@ -8,6 +8,9 @@ import copy
 import datetime
 from typing import Any, cast
 
+import pydantic
+import pytest
+
 from hotfix_operator.adapters.kube import KubeAdapter
 from hotfix_operator.adapters.policies import PolicyProblem, PolicyResolver, ResolvedPolicy
 from hotfix_operator.api import POD_TEMPLATE_HASH, CheckStage, Phase
@@ -412,6 +415,27 @@ def test_a_status_write_is_remembered_until_the_release_is_done() -> None:
     kube.gone = True
     assert controller.reconcile_once("shop", "checkout-hotfix").done
     assert ("shop", "checkout-hotfix") not in controller._written
+
+
+def test_a_version_of_the_release_is_parsed_once_however_many_reconciles_read_it() -> None:
+    controller, kube, _ = controller_for(approved())
+    body = kube.get_release("shop", "checkout-hotfix")
+    assert body is not None
+    body["metadata"]["resourceVersion"] = "5"
+    release, status = controller.parse("shop", "checkout-hotfix", body)
+    again = controller.parse("shop", "checkout-hotfix", copy.deepcopy(body))
+    assert again[0] is release and again[1] is status
+    with pytest.raises(pydantic.ValidationError):  # what makes sharing one parse safe
+        status.phase = Phase.FAILED  # type: ignore[misc]
+    newer = copy.deepcopy(body)
+    newer["metadata"]["resourceVersion"], newer["status"] = "6", {"phase": "Deploying"}
+    assert controller.parse("shop", "checkout-hotfix", newer)[1].phase is Phase.DEPLOYING
+    recreated = {**copy.deepcopy(newer), "status": {"phase": "Pending"}}
+    recreated["metadata"]["uid"] = "another-uid"  # same name and version number, another object
+    assert controller.parse("shop", "checkout-hotfix", recreated)[1].phase is Phase.PENDING
+    unversioned = {**copy.deepcopy(body), "metadata": {**body["metadata"], "resourceVersion": None}}
+    assert controller.parse("shop", "checkout-hotfix", unversioned)[1] is not \
+        controller.parse("shop", "checkout-hotfix", unversioned)[1]
 
 
 def test_a_release_is_finished_only_on_a_live_read() -> None:

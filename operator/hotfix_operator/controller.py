@@ -123,6 +123,8 @@ class Controller:
         # not have delivered it yet when the next reconcile starts
         self._written: dict[tuple[str, str], dict[str, Any]] = {}
         self._written_at: dict[tuple[str, str], float] = {}
+        # (namespace, name) -> ((uid, resourceVersion), release, status): the last version parsed
+        self._parsed: dict[tuple[str, str], tuple[tuple[Any, Any], Release, Status]] = {}
 
     def reconcile_once(self, namespace: str, name: str, *, force_abort: bool = False,
                        seen: dict[str, Any] | None = None) -> Outcome:
@@ -138,7 +140,21 @@ class Controller:
         if outcome.done:
             self._written.pop((namespace, name), None)
             self._written_at.pop((namespace, name), None)
+            self._parsed.pop((namespace, name), None)
         return outcome
+
+    def parse(self, namespace: str, name: str, body: dict[str, Any]) -> tuple[Release, Status]:
+        """The release and status of `body`, parsed once per resourceVersion. Most reconciles are woken by the
+        objects a cutover waits on and read a version an earlier one already parsed, and validating the status
+        costs more than deciding on it. The models are frozen, so one parse can serve them all."""
+        meta = body.get("metadata") or {}
+        version = (meta.get("uid"), meta.get("resourceVersion"))
+        cached = self._parsed.get((namespace, name))
+        if cached is not None and version[1] is not None and cached[0] == version:
+            return cached[1], cached[2]
+        release, status = Release.from_body(body), Status.from_body(body)
+        self._parsed[(namespace, name)] = (version, release, status)
+        return release, status
 
     def release_body(self, namespace: str, name: str, seen: dict[str, Any] | None) -> dict[str, Any] | None:
         """The newest HotfixRelease known: the watch's copy or what this operator's last status write
@@ -176,12 +192,11 @@ class Controller:
         body = self.release_body(namespace, name, None if force_abort else seen)
         if body is None:
             return Outcome(None, None, done=True)
-        release = Release.from_body(body)
+        release, status = self.parse(namespace, name, body)
         if force_abort:
             # the finalizer of a release deleted mid-cutover: who deleted it is in the API server's audit log
             deleted = Abort(by=OPERATOR, reason="the HotfixRelease was deleted while it held production")
             release = release.model_copy(update={"spec": release.spec.model_copy(update={"abort": deleted})})
-        status = Status.from_body(body)
         policies = ReconcilePolicies(self.policies)
         now = self.clock()
         observations = self.gather(release, status, policies, now)
