@@ -73,7 +73,7 @@ class Interest:
 
 def shared_memo(controller: Controller) -> kopf.Memo:
     """What every handler shares. Kopf gives each object a shallow copy, so the dicts are shared too."""
-    return kopf.Memo(controller=controller, pokes={}, interest=Interest(), pods={})
+    return kopf.Memo(controller=controller, pokes={}, interest=Interest(), seen={})
 
 
 def _controller(memo: kopf.Memo) -> Controller:
@@ -88,6 +88,11 @@ def _interest(memo: kopf.Memo) -> Interest:
     return cast(Interest, memo.interest)
 
 
+def _seen(memo: kopf.Memo) -> dict[str, Any]:
+    """uid -> what a reconcile last read of that object (handlers.moved)"""
+    return cast(dict[str, Any], memo.seen)
+
+
 def _poke(memo: kopf.Memo, uids: Iterable[str]) -> None:
     for uid in uids:
         event = _pokes(memo).get(uid)
@@ -99,18 +104,25 @@ def _wake_interested(memo: kopf.Memo, namespace: str, kind: str, name: str) -> N
     _poke(memo, _interest(memo).of(namespace, kind, name))
 
 
-def pod_moved(seen: dict[str, tuple[Any, ...]], uid: str, event_type: str | None, body: Mapping[str, Any]) -> bool:
-    """Whether a pod changed in what the cutover reads of it (labels, IP, readiness, deletion), and remember
-    it: the kubelet (or kwok) writes several status changes per pod that are none of those."""
+def moved(seen: dict[str, Any], uid: str, event_type: str | None, state: Any) -> bool:
+    """Whether an object changed in what a reconcile reads of it (`state`), and remember it. Controllers write
+    many status changes that are none of that (a ReplicaSet's replica counts, a Deployment condition's
+    timestamps, a pod's phase): they wake nobody. A deleted object always counts."""
     if event_type == "DELETED":  # green's last pods going is what its teardown waits for
         seen.pop(uid, None)
         return True
-    entry = watch_cache.pod_entry(body)
-    state = (tuple(sorted(entry["labels"].items())), entry["ip"], entry["ready"], entry["deleting"])
     if seen.get(uid) == state:
         return False
     seen[uid] = state
     return True
+
+
+def pod_moved(seen: dict[str, Any], uid: str, event_type: str | None, body: Mapping[str, Any]) -> bool:
+    """Whether a pod changed in what the cutover reads of it (labels, IP, readiness, deletion): the kubelet (or
+    kwok) writes several status changes per pod that are none of those."""
+    entry = watch_cache.pod_entry(body)
+    return moved(seen, uid, event_type,
+                 (tuple(sorted(entry["labels"].items())), entry["ip"], entry["ready"], entry["deleting"]))
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -212,29 +224,35 @@ async def namespace_index(name: str, labels: Mapping[str, str], **_: Any) -> dic
 
 
 @kopf.on.event("apps", "v1", "deployments")
-async def deployment_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def deployment_changed(namespace: str | None, name: str, uid: str, type: str | None, body: kopf.Body,
+                             memo: kopf.Memo, **_: Any) -> None:
     # green becoming available, the folded Deployment rolling out: no need to wait for the next poll
-    _wake_interested(memo, namespace or "", "Deployment", name)
+    if moved(_seen(memo), uid, type, watch_cache.deployment_state(body)):
+        _wake_interested(memo, namespace or "", "Deployment", name)
 
 
 @kopf.on.event("apps", "v1", "replicasets")
-async def replicaset_changed(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    # a Deployment's current pod-template-hash comes from its ReplicaSet
+async def replicaset_changed(namespace: str | None, uid: str, type: str | None, body: kopf.Body, memo: kopf.Memo,
+                             **_: Any) -> None:
+    # a Deployment's current pod-template-hash comes from its ReplicaSet (not from its replica counts)
     owner = watch_cache.controlling_deployment(body)
-    if owner is not None:
+    if owner is not None and moved(_seen(memo), uid, type, (owner.get("uid"), watch_cache.replicaset_entry(body))):
         _wake_interested(memo, namespace or "", "Deployment", str(owner.get("name", "")))
 
 
 @kopf.on.event("", "v1", "services")
-async def service_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    _wake_interested(memo, namespace or "", "Service", name)
+async def service_changed(namespace: str | None, name: str, uid: str, type: str | None, body: kopf.Body,
+                          memo: kopf.Memo, **_: Any) -> None:
+    if moved(_seen(memo), uid, type, watch_cache.service_entry(body)):
+        _wake_interested(memo, namespace or "", "Service", name)
 
 
 @kopf.on.event("discovery.k8s.io", "v1", "endpointslices")
-async def endpoints_changed(namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **_: Any) -> None:
+async def endpoints_changed(namespace: str | None, uid: str, type: str | None, labels: Mapping[str, str],
+                            body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # a switch is confirmed when the active Service's EndpointSlices list only the new side's pods
     service = labels.get(LABEL_SERVICE_NAME)
-    if service:
+    if service and moved(_seen(memo), uid, type, (service, watch_cache.endpoint_entry(body))):
         _wake_interested(memo, namespace or "", "Service", service)
 
 
@@ -242,7 +260,7 @@ async def endpoints_changed(namespace: str | None, labels: Mapping[str, str], me
 async def pod_changed(namespace: str | None, uid: str, type: str | None, body: kopf.Body, memo: kopf.Memo,
                       **_: Any) -> None:
     # which side's pods are ready decides whether a switch shows on the EndpointSlices
-    if pod_moved(cast(dict[str, tuple[Any, ...]], memo.pods), uid, type, body):
+    if pod_moved(_seen(memo), uid, type, body):
         _poke(memo, _interest(memo).in_namespace(namespace or ""))
 
 

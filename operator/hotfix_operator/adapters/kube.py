@@ -23,6 +23,7 @@ from hotfix_operator.adapters.watch_cache import (
     replicaset_entry,
     replicaset_owner,
     service_entry,
+    stuck_reason,
 )
 from hotfix_operator.api import (
     API_GROUP,
@@ -361,15 +362,8 @@ def _deployment_view(name: str, entry: Entry, current_hash: str | None) -> Deplo
         name=name, generation=entry["generation"], observed_generation=entry["observedGeneration"],
         replicas=entry["replicas"], updated_replicas=entry["updatedReplicas"],
         available_replicas=entry["availableReplicas"], current_hash=current_hash, selector=entry["selector"],
-        pod_template=entry["template"], labels=entry["labels"], stuck_reason=_stuck_reason(entry["conditions"]),
+        pod_template=entry["template"], labels=entry["labels"], stuck_reason=stuck_reason(entry["conditions"]),
         revision=entry["revision"],
     )
 
 
-def _stuck_reason(conditions: list[dict[str, Any]]) -> str | None:
-    for cond in conditions:
-        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
-            return str(cond.get("message") or cond.get("reason"))
-        if cond.get("type") == "Progressing" and cond.get("status") == "False":
-            return str(cond.get("message") or cond.get("reason"))
-    return None

@@ -59,6 +59,24 @@ def deployment_entry(body: Mapping[str, Any]) -> Entry:
     }
 
 
+def stuck_reason(conditions: list[dict[str, Any]]) -> str | None:
+    """Why a Deployment is not progressing, from its conditions (e.g. a quota refusing pods), if anything."""
+    for cond in conditions:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            return str(cond.get("message") or cond.get("reason"))
+        if cond.get("type") == "Progressing" and cond.get("status") == "False":
+            return str(cond.get("message") or cond.get("reason"))
+    return None
+
+
+def deployment_state(body: Mapping[str, Any]) -> Entry:
+    """What a reconcile reads of a Deployment: its entry, with the conditions as the reason it is stuck (their
+    timestamps move with every status write and decide nothing)."""
+    entry = deployment_entry(body)
+    entry["conditions"] = stuck_reason(entry["conditions"])
+    return entry
+
+
 def replicaset_entry(body: Mapping[str, Any]) -> Entry:
     meta = _meta(body)
     return {"revision": (meta.get("annotations") or {}).get(ANNOTATION_REVISION),
