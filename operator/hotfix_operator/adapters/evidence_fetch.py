@@ -10,11 +10,16 @@ registry client's egress rules judge every https request and each redirect hop (
 
 from __future__ import annotations
 
-import ssl
-
 import httpx
 
-from hotfix_operator.adapters.registry import MAX_REDIRECTS, Egress, ImageReference, RegistryClient, RegistryError
+from hotfix_operator.adapters.registry import (
+    MAX_REDIRECTS,
+    Egress,
+    ImageReference,
+    RegistryClient,
+    RegistryError,
+    tls_verify,
+)
 from hotfix_operator.provenance import EvidenceFiles
 
 TITLE = "org.opencontainers.image.title"
@@ -55,8 +60,7 @@ def _from_registry(text: str, registry: RegistryClient) -> EvidenceFiles:
 
 def _from_https(base: str, ca_file: str | None, egress: Egress) -> EvidenceFiles:
     base = base if base.endswith("/") else base.rsplit("/", 1)[0] + "/"
-    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
-    with httpx.Client(verify=verify, timeout=30, follow_redirects=False) as http:
+    with httpx.Client(verify=tls_verify(ca_file), timeout=30, follow_redirects=False) as http:
         sums = _get(http, base + "SHA256SUMS", egress)
         names = []
         for line in sums.decode(errors="replace").splitlines():

@@ -228,6 +228,11 @@ class RegistryCredentials:
         return f"RegistryCredentials(hosts={sorted(self.by_host)})"
 
 
+def tls_verify(ca_file: str | None) -> ssl.SSLContext | bool:
+    """What httpx verifies servers with: the CA file's context, or the default trust store."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else True
+
+
 class RegistryConnections(httpx.BaseTransport):
     """One pool of registry connections, with one TLS context, for every RegistryClient the operator makes.
 
@@ -238,8 +243,7 @@ class RegistryConnections(httpx.BaseTransport):
     it was opened to. A client's close leaves the pool open; `shutdown` closes it."""
 
     def __init__(self, ca_file: str | None = None) -> None:
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
-        self._transport = httpx.HTTPTransport(verify=verify)
+        self._transport = httpx.HTTPTransport(verify=tls_verify(ca_file))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         return self._transport.handle_request(request)
@@ -277,8 +281,7 @@ class RegistryClient:
         if connections is not None:
             self._http = httpx.Client(transport=connections, timeout=timeout_seconds, follow_redirects=False)
         else:
-            verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
-            self._http = httpx.Client(verify=verify, timeout=timeout_seconds, follow_redirects=False)
+            self._http = httpx.Client(verify=tls_verify(ca_file), timeout=timeout_seconds, follow_redirects=False)
         self.request_count = 0
         # until the gate restricts it, a client judges realms and redirects (own host only), not addresses
         self.egress = Egress(GateRules(plain_http=plain_http_hosts), judge_addresses=False)
