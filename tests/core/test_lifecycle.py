@@ -386,6 +386,11 @@ def green_ips(world: World, status: Status) -> frozenset[str]:
     return world.ready_ips().get(status.blue_green.green_hash, frozenset())
 
 
+def blue_ips(world: World, status: Status) -> frozenset[str]:
+    assert status.blue_green.blue_hash is not None
+    return world.ready_ips().get(status.blue_green.blue_hash, frozenset())
+
+
 def deletes_green(decisions: list[Decision]) -> bool:
     return any(isinstance(a, DeleteDeployment) for d in decisions for a in d.actions)
 
@@ -447,6 +452,43 @@ class TestTrafficMovesOnlyWhenSeen:
         status, _ = drive(world, status, never_dark=True)
         folded = status.timestamps.folded
         assert status.phase == Phase.SUCCEEDED and folded is not None and folded >= unstalled_at
+
+    def test_the_original_selector_comes_back_only_once_the_endpoint_slice_controller_counts_green_out(
+            self) -> None:
+        world = World(approved(bakeSeconds=600))
+        status = run_until(world, Status(), lambda s: s.timestamps.promoted is not None)
+        world.lag_pod_view()  # from here the controller counts green's pods as ready, even once they are gone
+        world.release = aborted(world.release)
+        blue = blue_ips(world, status)
+        for _ in range(30):
+            status = run_until(world, status, lambda s: True)
+            world.tick()
+        assert world.green is not None and world.green.deleted, "green was removed once blue was seen serving"
+        assert status.phase == Phase.ROLLING_BACK and "preview Service checkout-preview" in status.message
+        assert world.selector == {**APP, POD_TEMPLATE_HASH: status.blue_green.blue_hash}, "the selector came back"
+        assert world.preview_published - blue, "the preview still lists the green pods the controller counts"
+        world.lag_pod_view(False)
+        while status.phase not in TERMINAL:
+            status = run_until(world, status, lambda s: True)
+            if world.selector == APP:
+                assert world.published <= blue, f"{sorted(world.published)} listed with the original selector"
+            world.tick()
+        assert status.phase == Phase.ROLLED_BACK and world.published and world.published <= blue
+
+    def test_the_fold_gives_the_original_selector_back_only_once_green_is_counted_out(self) -> None:
+        world = World(approved(scaleDownDelaySeconds=2))
+        status = run_until(world, Status(), lambda s: s.timestamps.folded is not None)
+        world.lag_pod_view()
+        for _ in range(30):
+            status = run_until(world, status, lambda s: True)
+            world.tick()
+        folded = status.blue_green.folded_hash
+        assert folded is not None and world.green is not None and world.green.deleted
+        assert status.phase == Phase.FINALIZING and world.selector == {**APP, POD_TEMPLATE_HASH: folded}
+        world.lag_pod_view(False)
+        status, _ = drive(world, status, never_dark=True)
+        assert status.phase == Phase.SUCCEEDED and world.selector == APP
+        assert world.published == world.ready_ips()[folded]
 
     def test_the_bake_is_counted_from_the_switch_seen_on_the_endpoint_slices(self) -> None:
         bake = 5

@@ -122,6 +122,8 @@ class World:
     # per tick: does the EndpointSlice controller sync? Once exhausted it syncs every tick
     endpoint_syncs: Iterator[bool] = field(default_factory=lambda: iter(()))
     endpoints_stalled: bool = False
+    # the ready pods the EndpointSlice controller counts while its pod informer lags (None: the real ones)
+    controller_pods: dict[str, int] | None = None
     published: frozenset[str] = field(init=False, default=frozenset())
     # what the preview Service's EndpointSlices list (synced with the active Service's)
     preview_published: frozenset[str] = field(init=False, default=frozenset())
@@ -152,6 +154,11 @@ class World:
     def stall_endpoints(self, stalled: bool = True) -> None:
         self.endpoints_stalled = stalled
 
+    def lag_pod_view(self, lagging: bool = True) -> None:
+        """The EndpointSlice controller goes on syncing selectors, but stops seeing pods come and go (its pod
+        informer stale, as after an API server restart): it counts the pods ready now until `lagging` is off."""
+        self.controller_pods = self.ready_pods() if lagging else None
+
     def ready_pods(self) -> dict[str, int]:
         pods = dict(self.blue.pods)
         if self.green and not self.green.deleted:
@@ -159,9 +166,10 @@ class World:
                 pods[h] = pods.get(h, 0) + n
         return pods
 
-    def ready_ips(self) -> dict[str, frozenset[str]]:
-        """Ready pod IPs by pod-template-hash; a pod keeps its IP while it lives."""
-        return {h: frozenset(f"ip-{h}-{j}" for j in range(n)) for h, n in self.ready_pods().items() if n}
+    def ready_ips(self, pods: dict[str, int] | None = None) -> dict[str, frozenset[str]]:
+        """Ready pod IPs by pod-template-hash (of `pods`, else the real ones); a pod keeps its IP while it lives."""
+        counts = self.ready_pods() if pods is None else pods
+        return {h: frozenset(f"ip-{h}-{j}" for j in range(n)) for h, n in counts.items() if n}
 
     def sync_endpoints(self) -> None:
         """What the EndpointSlice controller publishes for the active Service when it syncs."""
@@ -170,7 +178,8 @@ class World:
 
     def selected_by(self, selector: Mapping[str, str]) -> frozenset[str]:
         wanted = selector.get(POD_TEMPLATE_HASH)
-        return frozenset().union(*(ips for h, ips in self.ready_ips().items() if wanted in (None, h)))
+        counted = self.ready_ips(self.controller_pods)
+        return frozenset().union(*(ips for h, ips in counted.items() if wanted in (None, h)))
 
     def serving(self) -> int:
         """Endpoints that really take traffic: listed in the EndpointSlices, and still a ready pod."""

@@ -221,7 +221,8 @@ def finalizing(s: Step) -> None:
     assert folded is not None
     side = f"Deployment {t.deployment}'s"
     if s.obs.green is not None:
-        hold_traffic(s, folded, folded, "move traffic to the folded Deployment")
+        # the preview goes back to its original selector while green still runs: see traffic.green_gone_from_preview
+        hold_traffic(s, folded, None, "move traffic to the folded Deployment")
         switched = switch(s, folded, side)
         if switched is None:
             return

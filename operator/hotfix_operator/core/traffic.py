@@ -200,8 +200,9 @@ def green_pods_left(s: Step) -> bool:
 
 
 def tear_down_green(s: Step, serving_hash: str, side: str) -> bool:
-    """Delete green once `side` is seen serving, wait for its pods to go, give the Services their
-    original selectors back, and see `side` serving behind them. True while any of that is under way."""
+    """Delete green once `side` is seen serving, wait for its pods to go, give the preview Service and then
+    the active one their original selectors back, and see `side` serving behind them. True while any of
+    that is under way."""
     t = s.spec.target
     # With no Service there is nothing to route; otherwise never delete what may still serve.
     serving = s.obs.service is None or serving_from(s, serving_hash)
@@ -214,7 +215,15 @@ def tear_down_green(s: Step, serving_hash: str, side: str) -> bool:
         s.say(f"removing green {s.obs.green.name}")
     elif green_pods_left(s):
         s.say("waiting for green pods to terminate")
-    elif restore_selectors(s):
+    elif restore_preview(s):
+        s.say(f"restoring preview Service {t.preview_service}'s original selector")
+    elif not green_gone_from_preview(s, serving_hash):
+        s.say(f"waiting for preview Service {t.preview_service}'s EndpointSlices to list only {side} pods "
+              f"({len(s.obs.preview_endpoint_ips & ips_of(s.obs, serving_hash))} of "
+              f"{len(s.obs.preview_endpoint_ips)} ready endpoints): until they do, the EndpointSlice controller may "
+              f"still count green's pods, and would list them behind Service {t.service}'s original selector. "
+              "If this lasts, check that kube-controller-manager is running and up to date")
+    elif restore_active(s):
         s.say(f"restoring Service {t.service}'s original selector")
     elif not serving:
         s.say(f"waiting for Service {t.service}'s EndpointSlices to list {side} pods under its original selector")
@@ -224,16 +233,39 @@ def tear_down_green(s: Step, serving_hash: str, side: str) -> bool:
     return True
 
 
-def restore_selectors(s: Step) -> bool:
-    """Emit what is needed to give both Services their original selectors; True while not done."""
+def green_gone_from_preview(s: Step, serving_hash: str) -> bool:
+    """Whether the EndpointSlice controller is seen to have counted green's pods out, so that giving the
+    active Service its original selector (which matches them too) cannot list them.
+
+    The active Service's own EndpointSlices cannot show this: pinned to the serving side, they list only it
+    before and after the selector comes back, and the controller writes nothing when nothing changes. The
+    preview Service's can, when it has the same original selector: it was not pinned to the serving side
+    while green was removed (core.cutover keeps it on green or on its original selector), so its slices
+    list only the serving side's pods only once the controller synced them under that selector with no
+    ready green pod in its view. A later sync of the active Service reads a view at least as new. Without
+    such a preview there is nothing to see: True."""
+    bg, obs = s.bg, s.obs
+    if obs.preview_service is None or bg.preview_original_selector is None or \
+            bg.preview_original_selector != bg.original_selector:
+        return True
+    return lists_only(obs.preview_endpoint_ips, obs, serving_hash)
+
+
+def restore_preview(s: Step) -> bool:
+    """Emit what gives the preview Service its original selector; True while not done."""
     t, bg = s.spec.target, s.bg
-    pending = False
-    if bg.original_selector is not None and s.obs.service is not None and \
-            dict(s.obs.service.selector) != bg.original_selector:
-        s.act(SetServiceSelector(t.service, bg.original_selector, "restore the original selector"))
-        pending = True
     if t.preview_service and bg.preview_original_selector is not None and s.obs.preview_service is not None and \
             dict(s.obs.preview_service.selector) != bg.preview_original_selector:
         s.act(SetServiceSelector(t.preview_service, bg.preview_original_selector, "restore the preview Service"))
-        pending = True
-    return pending
+        return True
+    return False
+
+
+def restore_active(s: Step) -> bool:
+    """Emit what gives the active Service its original selector; True while not done."""
+    t, bg = s.spec.target, s.bg
+    if bg.original_selector is not None and s.obs.service is not None and \
+            dict(s.obs.service.selector) != bg.original_selector:
+        s.act(SetServiceSelector(t.service, bg.original_selector, "restore the original selector"))
+        return True
+    return False

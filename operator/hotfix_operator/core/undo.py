@@ -303,7 +303,8 @@ def fold(u: UndoStep) -> None:
     folded = u.bg.folded_hash
     assert folded is not None
     if u.obs.green is not None:
-        hold_traffic(u, folded, folded, "move traffic to the Deployment, back on the previous version")
+        # the preview goes back to its original selector while the helper still runs (traffic.green_gone_from_preview)
+        hold_traffic(u, folded, None, "move traffic to the Deployment, back on the previous version")
         at = switch(u, folded, side)
         if at is None:
             return
