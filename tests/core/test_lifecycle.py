@@ -15,6 +15,7 @@ from hotfix_operator.core.actions import DeleteDeployment, SetServiceSelector, a
 from hotfix_operator.core.lifecycle import Decision, incident_id, reconcile
 from hotfix_operator.core.model import Abort, AuditEntry, Release, Status
 from hotfix_operator.core.observations import ImageCheck, ProvenanceCheck
+from hotfix_operator.core.step import ACTIVE_REQUEUE
 from hotfix_operator.core.traffic import SWITCH_CONFIRM_SECONDS
 from tests.core.world import APP, BLUE_IMAGE, TERMINAL, World, drive, run_until
 from tests.support.chaos import recorded_moves
@@ -64,6 +65,20 @@ class TestHappyPath:
         status = reconcile(world.release, status, world.observe()).status
         assert status.phase == Phase.ROLLING_BACK
         assert "was not available in time" in next(e.detail for e in status.audit if e.action == "RollingBack")
+
+    def test_a_wait_on_the_cluster_looks_again_at_its_deadline_and_otherwise_only_as_a_fallback(self) -> None:
+        # the watches wake a waiting release as soon as what it waits on changes, so its requeue is a fallback;
+        # a deadline, though, must be seen to pass when nothing changes
+        world = World(approved(), green_ready_after=None)
+        status = run_until(world, Status(), lambda s: s.timestamps.green_created is not None)
+        world.tick()
+        decision = reconcile(world.release, status, world.observe())
+        assert decision.status.phase == Phase.DEPLOYING and decision.requeue_after == ACTIVE_REQUEUE
+        world.tick(27)  # 28 of the 30 s progress deadline gone
+        decision = reconcile(world.release, decision.status, world.observe())
+        assert decision.status.phase == Phase.DEPLOYING and decision.requeue_after == 3.0
+        world.tick(3)
+        assert reconcile(world.release, decision.status, world.observe()).status.phase == Phase.ROLLING_BACK
 
     def test_status_identifies_the_incident_and_the_sla(self) -> None:
         status = reconcile(approved(), Status(), World(approved()).observe()).status

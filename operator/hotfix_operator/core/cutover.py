@@ -90,7 +90,7 @@ def check_deadline(s: Step, since: datetime.datetime | None, reason: Reason, mes
         s.roll_back(reason, f"{message} after {limit}s")
         return
     s.say(waiting or message)
-    s.wait()
+    s.wait_until(since, limit)
 
 
 def green_ready(s: Step, green_hash: str, available: int) -> None:
@@ -270,7 +270,7 @@ def fold(s: Step, blue: DeploymentView) -> bool:
             return False
         s.say(f"waiting for Deployment {t.deployment} to finish rolling out the hotfix image "
               f"({blue.updated_replicas}/{blue.replicas} updated)")
-        s.wait()
+        s.wait_until(started, s.spec.rollout.progress_deadline_seconds)
         return False
     s.update_bg(folded_hash=blue.current_hash)
     return True

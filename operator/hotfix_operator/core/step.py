@@ -15,8 +15,10 @@ from hotfix_operator.core.model import BlueGreen, Spec, Status
 from hotfix_operator.core.observations import Observations
 from hotfix_operator.core.status_builder import StatusBuilder
 
-# While a phase waits on the cluster, look again this often (seconds).
-ACTIVE_REQUEUE = 1.0
+# While a phase waits on the cluster, look again this often (seconds). The watches wake it as soon as what it
+# waits on changes (core.lifecycle.watched_objects, and the pods of its namespace), so this is the fallback for
+# an event that never came; a wait with a deadline looks again when the deadline passes (Step.wait_until).
+ACTIVE_REQUEUE = 5.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,13 @@ class Step(StatusBuilder):
 
     def wait(self, seconds: float = ACTIVE_REQUEUE) -> None:
         self.requeue(seconds)
+
+    def wait_until(self, since: datetime.datetime | None, limit: float) -> None:
+        """Wait on the cluster, and look again once `limit` seconds have passed since `since`: a deadline
+        decides even when nothing changes. (Times are whole seconds, and a deadline is passed once exceeded:
+        hence the one second more.)"""
+        left = limit - (self.now - since).total_seconds() if since is not None else limit
+        self.wait(min(ACTIVE_REQUEUE, max(0.0, left) + 1.0))
 
     def say(self, message: str) -> None:
         self.update(message=message)

@@ -145,7 +145,7 @@ def wait_for_preview(s: Step, pod_hash: str, side: str, since: datetime.datetime
                     "EndpointSlice controller) is running, and that the preview Service selects "
                     f"{POD_TEMPLATE_HASH}={pod_hash}")
     s.say(message)
-    s.wait()
+    s.wait_until(since, SWITCH_CONFIRM_SECONDS)
     return False
 
 
@@ -178,15 +178,16 @@ def report_unconfirmed(s: Step, to_hash: str, side: str) -> None:
     if waited < SWITCH_CONFIRM_SECONDS:
         s.set_condition(ConditionType.TRAFFIC_SWITCHED, "Unknown", Reason.ENDPOINTS_UPDATING, detail)
         s.say(f"waiting for Service {t.service}'s EndpointSlices to list only {side} pods ({detail})")
-    else:
-        message = (f"Service {t.service}'s EndpointSlices still do not list only {side} pods {waited:.0f}s after "
-                   f"its selector moved ({detail}); both sides are kept running until they do. Check that "
-                   "kube-controller-manager (its EndpointSlice controller) is running and up to date")
-        s.set_condition(ConditionType.TRAFFIC_SWITCHED, "Unknown", Reason.ENDPOINTS_NOT_CONFIRMED, message)
-        s.say(message)
-        if not s.bg.switch_warned:
-            s.update_bg(switch_warned=True)
-            s.post_event("Warning", Reason.ENDPOINTS_NOT_CONFIRMED, message, OPERATOR)
+        s.wait_until(s.bg.switch_requested, SWITCH_CONFIRM_SECONDS)
+        return
+    message = (f"Service {t.service}'s EndpointSlices still do not list only {side} pods {waited:.0f}s after "
+               f"its selector moved ({detail}); both sides are kept running until they do. Check that "
+               "kube-controller-manager (its EndpointSlice controller) is running and up to date")
+    s.set_condition(ConditionType.TRAFFIC_SWITCHED, "Unknown", Reason.ENDPOINTS_NOT_CONFIRMED, message)
+    s.say(message)
+    if not s.bg.switch_warned:
+        s.update_bg(switch_warned=True)
+        s.post_event("Warning", Reason.ENDPOINTS_NOT_CONFIRMED, message, OPERATOR)
     s.wait()
 
 

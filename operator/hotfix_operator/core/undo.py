@@ -175,7 +175,7 @@ def previous(u: UndoStep) -> None:
             return
         u.progress(Reason.PROGRESSING, f"undo: waiting for {name} running the previous version ({detail}); traffic "
                    "stays on the hotfix")
-        u.wait()
+        u.wait_until(since, limit)
         return
     if u.bg.green_hash is None:
         u.update_bg(green_hash=helper.current_hash)
@@ -297,7 +297,7 @@ def fold(u: UndoStep) -> None:
                 return
             u.progress(Reason.PROGRESSING, f"undo: waiting for Deployment {t.deployment} to finish rolling back "
                        f"({blue.updated_replicas}/{blue.replicas} updated)")
-            u.wait()
+            u.wait_until(started, u.spec.rollout.progress_deadline_seconds)
             return
         u.update_bg(folded_hash=blue.current_hash)
     folded = u.bg.folded_hash
