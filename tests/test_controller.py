@@ -74,7 +74,8 @@ class FakeKube:
         self.status = status.to_json()
 
     def execute(self, release: Release, action: Action) -> str:
-        unpins = isinstance(action, SetServiceSelector) and POD_TEMPLATE_HASH not in action.selector
+        unpins = isinstance(action, SetServiceSelector) and action.service == "checkout" and \
+            POD_TEMPLATE_HASH not in action.selector
         self.calls.append(f"act:{type(action).__name__}" + (":unpin" if unpins else ""))
         self.world.apply(action)
         if self.publish_on_write and isinstance(action, SetServiceSelector):

@@ -279,12 +279,12 @@ class Controller:
         return dataclasses.replace(observations, check_plan=plan, measurements=measured, queue_ahead=queue)
 
     def decide(self, release: Release, status: Status, observations: Observations) -> Decision:
-        """The core's decision; one that removes something or unpins a Service (core.actions.removes_protection)
-        is made again on live reads when the first was made on the watch cache, which may be a few
-        milliseconds behind: an old view can show the other side serving, or green's pods gone, when it is
-        not so, and nothing may be removed or widened on that."""
+        """The core's decision; one that removes something or unpins the active Service
+        (core.actions.removes_protection) is made again on live reads when the first was made on the watch
+        cache, which may be a few milliseconds behind: an old view can show the other side serving, or green's
+        pods gone, when it is not so, and nothing may be removed or widened on that."""
         decision = reconcile(release, status, observations)
-        if self.kube.cached and removes_protection(decision.actions):
+        if self.kube.cached and removes_protection(decision.actions, release.spec.target.service):
             live = self.kube.observe(release, status, observations.now, observations.image, observations.provenance,
                                      rules=observations.rules, approvals=observations.approvals, live=True)
             live = dataclasses.replace(live, check_plan=observations.check_plan,

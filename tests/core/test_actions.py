@@ -1,8 +1,16 @@
-"""The Events of one reconcile as the shell posts them (core.actions.one_per_passage)."""
+"""The Events of one reconcile as the shell posts them (core.actions.one_per_passage), and which actions the
+shell confirms on live reads first (core.actions.removes_protection)."""
 
 from __future__ import annotations
 
-from hotfix_operator.core.actions import Event, one_per_passage
+from hotfix_operator.api import POD_TEMPLATE_HASH
+from hotfix_operator.core.actions import (
+    DeleteDeployment,
+    Event,
+    SetServiceSelector,
+    one_per_passage,
+    removes_protection,
+)
 
 
 def test_a_reconcile_that_passes_several_phases_tells_where_it_ended_and_what_it_passed() -> None:
@@ -27,3 +35,11 @@ def test_a_single_event_and_none_pass_unchanged() -> None:
     one = Event("Normal", "Accepted", "checking the target")
     assert one_per_passage([one]) == (one,)
     assert one_per_passage([]) == ()
+
+
+def test_deleting_green_or_unpinning_the_active_service_is_confirmed_live_but_unpinning_the_preview_is_not() -> None:
+    app, pinned = {"app": "checkout"}, {"app": "checkout", POD_TEMPLATE_HASH: "abc"}
+    assert removes_protection([DeleteDeployment("checkout-hotfix-1", "uid")], "checkout")
+    assert removes_protection([SetServiceSelector("checkout", app, "restore")], "checkout")
+    assert not removes_protection([SetServiceSelector("checkout", pinned, "switch")], "checkout")
+    assert not removes_protection([SetServiceSelector("checkout-preview", app, "restore the preview")], "checkout")

@@ -58,13 +58,15 @@ def ahead_of_status(actions: Iterable[Action]) -> tuple[Action, ...]:
     return tuple(a for a in actions if isinstance(a, SetServiceSelector) and a.ahead_of_status)
 
 
-def removes_protection(actions: Iterable[Action]) -> bool:
-    """Whether carrying these out removes something, or unpins a Service (a selector without the
+def removes_protection(actions: Iterable[Action], active_service: str) -> bool:
+    """Whether carrying these out removes something, or unpins the active Service (a selector without the
     pod-template-hash selects every pod of the app, green's too if any were left). The shell confirms such
     a decision on live reads: a view a few milliseconds old can show the other side serving, or green's
-    pods gone, when it is not so."""
+    pods gone, when it is not so. Unpinning the preview Service is not among them: it takes no production
+    traffic."""
     return any(isinstance(action, DeleteDeployment) or
-               (isinstance(action, SetServiceSelector) and POD_TEMPLATE_HASH not in action.selector)
+               (isinstance(action, SetServiceSelector) and action.service == active_service and
+                POD_TEMPLATE_HASH not in action.selector)
                for action in actions)
 
 
