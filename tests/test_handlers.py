@@ -10,6 +10,7 @@ from typing import Any
 import kopf
 
 from hotfix_operator import handlers
+from hotfix_operator.core.lifecycle import ANY_POD
 from hotfix_operator.handlers import Interest, pod_moved
 
 
@@ -29,14 +30,21 @@ def test_a_release_is_woken_by_exactly_what_it_registered_last() -> None:
     assert interest.of("shop", "Deployment", "checkout") == {"r2"}
     assert interest.of("shop", "Service", "checkout") == {"r1"}
     assert interest.of("other", "Service", "checkout") == set()
-    assert interest.in_namespace("shop") == {"r1", "r2"}
+
+
+def test_a_pod_wakes_the_releases_of_its_namespace_that_wait_on_pods() -> None:
+    interest = Interest()
+    interest.register("r1", "shop", [("Deployment", "checkout"), ANY_POD])
+    interest.register("r2", "shop", [("Deployment", "checkout")])  # waits on a rollout alone
+    interest.register("r3", "other", [ANY_POD])
+    assert interest.of("shop", *ANY_POD) == {"r1"}
 
 
 def test_a_release_that_stops_waiting_is_forgotten_with_its_namespace() -> None:
     interest = Interest()
     interest.register("r1", "shop", [("Deployment", "checkout")])
     interest.register("r1", "shop", ())
-    assert interest.in_namespace("shop") == set() and interest._by_namespace == {}
+    assert interest.of("shop", "Deployment", "checkout") == set() and interest._by_namespace == {}
 
 
 def test_a_pod_wakes_only_when_what_the_cutover_reads_of_it_changes() -> None:

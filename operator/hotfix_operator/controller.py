@@ -217,7 +217,8 @@ class Controller:
         current = self.tell(release, decision.status, now, policies)
         wake = self.notifier.wake_in(release, current, now) if self.notifier is not None else None
         outcome = Outcome(decision.status.phase, _sooner(decision.requeue_after, wake),
-                          done=is_finished(decision) and wake is None, watches=watched_objects(release, current))
+                          done=is_finished(decision) and wake is None,
+                          watches=watched_objects(release, current, pods=decision.wakes_on_pods))
         if followups_due(current) and self.followup is not None:
             return self.follow_up(release, current, outcome, policies)
         return outcome

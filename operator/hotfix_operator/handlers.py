@@ -34,7 +34,7 @@ from hotfix_operator.api import (
     PLURAL,
 )
 from hotfix_operator.controller import Controller
-from hotfix_operator.core.lifecycle import holds_production
+from hotfix_operator.core.lifecycle import ANY_POD, holds_production
 from hotfix_operator.core.model import Status
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,6 @@ class Interest:
 
     def of(self, namespace: str, kind: str, name: str) -> set[str]:
         return set(self._by_namespace.get(namespace, {}).get((kind, name), ()))
-
-    def in_namespace(self, namespace: str) -> set[str]:
-        return {uid for uids in self._by_namespace.get(namespace, {}).values() for uid in uids}
 
 
 def shared_memo(controller: Controller) -> kopf.Memo:
@@ -261,7 +258,7 @@ async def pod_changed(namespace: str | None, uid: str, type: str | None, body: k
                       **_: Any) -> None:
     # which side's pods are ready decides whether a switch shows on the EndpointSlices
     if pod_moved(_seen(memo), uid, type, body):
-        _poke(memo, _interest(memo).in_namespace(namespace or ""))
+        _poke(memo, _interest(memo).of(namespace or "", *ANY_POD))
 
 
 async def _sleep(stopped: kopf.DaemonStopped, poke: asyncio.Event, seconds: float) -> None:

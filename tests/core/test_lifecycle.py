@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from hotfix_operator.api import AUDIT_LIMIT, POD_TEMPLATE_HASH, ConditionType, Phase
 from hotfix_operator.core.actions import DeleteDeployment, SetServiceSelector, ahead_of_status
-from hotfix_operator.core.lifecycle import Decision, incident_id, reconcile
+from hotfix_operator.core.lifecycle import ANY_POD, Decision, incident_id, reconcile, watched_objects
 from hotfix_operator.core.model import Abort, AuditEntry, Release, Status
 from hotfix_operator.core.observations import ImageCheck, ProvenanceCheck
 from hotfix_operator.core.step import ACTIVE_REQUEUE
@@ -79,6 +79,21 @@ class TestHappyPath:
         assert decision.status.phase == Phase.DEPLOYING and decision.requeue_after == 3.0
         world.tick(3)
         assert reconcile(world.release, decision.status, world.observe()).status.phase == Phase.ROLLING_BACK
+
+    def test_a_wait_on_a_rollout_alone_is_not_woken_by_pods_and_every_other_wait_is(self) -> None:
+        # the rollout's progress is in the Deployment's status, whose watch wakes it; pods change several
+        # times per pod while a Deployment rolls, and none of that changes the decision
+        world = World(approved(), green_ready_after=None)
+        status = run_until(world, Status(), lambda s: s.timestamps.green_created is not None)
+        world.tick()
+        waiting = reconcile(world.release, status, world.observe())
+        assert waiting.status.phase == Phase.DEPLOYING and not waiting.wakes_on_pods
+        assert ANY_POD not in watched_objects(world.release, waiting.status, pods=waiting.wakes_on_pods)
+        world = World(approved(bakeSeconds=600))
+        status = run_until(world, Status(), lambda s: s.phase == Phase.PROMOTED)
+        switching = reconcile(world.release, status, world.observe())
+        assert switching.wakes_on_pods, "a switch is confirmed against the pods' readiness"
+        assert ANY_POD in watched_objects(world.release, switching.status, pods=switching.wakes_on_pods)
 
     def test_status_identifies_the_incident_and_the_sla(self) -> None:
         status = reconcile(approved(), Status(), World(approved()).observe()).status

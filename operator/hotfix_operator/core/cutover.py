@@ -84,13 +84,14 @@ def pin_blue(s: Step, blue: DeploymentView) -> None:
 def check_deadline(s: Step, since: datetime.datetime | None, reason: Reason, message: str, *,
                    waiting: str | None = None) -> None:
     """Roll back with `message` once the progress deadline since `since` is past; until then say `waiting`
-    (or `message`, when it reads as a wait) and look again."""
+    (or `message`, when it reads as a wait) and look again: on a Deployment's rollout, which its status
+    reports."""
     limit = s.spec.rollout.progress_deadline_seconds
     if since is not None and (s.now - since).total_seconds() > limit:
         s.roll_back(reason, f"{message} after {limit}s")
         return
     s.say(waiting or message)
-    s.wait_until(since, limit)
+    s.wait_until(since, limit, rollout_only=True)
 
 
 def green_ready(s: Step, green_hash: str, available: int) -> None:
@@ -270,7 +271,7 @@ def fold(s: Step, blue: DeploymentView) -> bool:
             return False
         s.say(f"waiting for Deployment {t.deployment} to finish rolling out the hotfix image "
               f"({blue.updated_replicas}/{blue.replicas} updated)")
-        s.wait_until(started, s.spec.rollout.progress_deadline_seconds)
+        s.wait_until(started, s.spec.rollout.progress_deadline_seconds, rollout_only=True)
         return False
     s.update_bg(folded_hash=blue.current_hash)
     return True

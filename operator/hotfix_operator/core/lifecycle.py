@@ -246,16 +246,21 @@ def checks_to_measure(status: Status, obs: Observations) -> tuple[CheckState, ..
     return due
 
 
-def watched_objects(release: Release, status: Status) -> tuple[tuple[str, str], ...]:
+# The key under which a release registers for the changes of every pod in its namespace
+ANY_POD = ("Pod", "*")
+
+
+def watched_objects(release: Release, status: Status, *, pods: bool = True) -> tuple[tuple[str, str], ...]:
     """The objects whose changes should wake this release at once (kind, name), while it holds the
     target: its Deployment, green, and the active and preview Services (their EndpointSlices carry their
-    names)."""
+    names); and, unless `pods` is off (Decision.wakes_on_pods), any pod of its namespace (ANY_POD)."""
     if status.phase is None or not status.phase.holds_target:
         return ()
     t = release.spec.target
     green = undo.observed_green(release, status)
     preview = (("Service", t.preview_service),) if t.preview_service else ()
-    return ("Deployment", t.deployment), ("Deployment", green), ("Service", t.service), *preview
+    every_pod = (ANY_POD,) if pods else ()
+    return ("Deployment", t.deployment), ("Deployment", green), ("Service", t.service), *preview, *every_pod
 
 
 def only_progress(old: Status, new: Status) -> bool:
@@ -291,6 +296,7 @@ def followups_due(status: Status) -> bool:
 
 
 __all__ = [
+    "ANY_POD",
     "Decision",
     "checks_due",
     "checks_to_measure",

@@ -28,12 +28,17 @@ class Decision:
     events: tuple[Event, ...] = ()
     # seconds until the next reconcile is needed; None = only when the object changes
     requeue_after: float | None = None
+    # whether a pod's change may alter what this decision waits on; False while only a Deployment's
+    # rollout is awaited, which its own status reports (the shell then wakes it on the Deployment alone)
+    wakes_on_pods: bool = True
 
 
 @dataclass
 class Step(StatusBuilder):
     obs: Observations = field(kw_only=True)
     actions: list[Action] = field(default_factory=list)
+    # the last wait was on a Deployment's rollout alone (Decision.wakes_on_pods)
+    rollout_only: bool = field(default=False, kw_only=True)
 
     @property
     def spec(self) -> Spec:
@@ -56,15 +61,18 @@ class Step(StatusBuilder):
     def act(self, action: Action) -> None:
         self.actions.append(action)
 
-    def wait(self, seconds: float = ACTIVE_REQUEUE) -> None:
+    def wait(self, seconds: float = ACTIVE_REQUEUE, *, rollout_only: bool = False) -> None:
+        """Look again within `seconds`, or when what is waited on changes; `rollout_only`: that is a
+        Deployment's rollout alone, so its pods' changes need not wake the release."""
         self.requeue(seconds)
+        self.rollout_only = rollout_only
 
-    def wait_until(self, since: datetime.datetime | None, limit: float) -> None:
+    def wait_until(self, since: datetime.datetime | None, limit: float, *, rollout_only: bool = False) -> None:
         """Wait on the cluster, and look again once `limit` seconds have passed since `since`: a deadline
         decides even when nothing changes. (Times are whole seconds, and a deadline is passed once exceeded:
         hence the one second more.)"""
         left = limit - (self.now - since).total_seconds() if since is not None else limit
-        self.wait(min(ACTIVE_REQUEUE, max(0.0, left) + 1.0))
+        self.wait(min(ACTIVE_REQUEUE, max(0.0, left) + 1.0), rollout_only=rollout_only)
 
     def say(self, message: str) -> None:
         self.update(message=message)
@@ -111,4 +119,5 @@ class Step(StatusBuilder):
         self.enter(Phase.FAILED, message, reason=reason, warning=True)
 
     def decision(self) -> Decision:
-        return Decision(self.status, tuple(self.actions), tuple(self.events), self.requeue_after)
+        return Decision(self.status, tuple(self.actions), tuple(self.events), self.requeue_after,
+                        wakes_on_pods=not self.rollout_only)

@@ -123,11 +123,12 @@ class UndoStep(Step):
 
 
 def _as_undo(s: Step) -> UndoStep:
-    return UndoStep(s.release, s.status, s.now, s.events, s.requeue_after, obs=s.obs, actions=s.actions)
+    return UndoStep(s.release, s.status, s.now, s.events, s.requeue_after, obs=s.obs, actions=s.actions,
+                    rollout_only=s.rollout_only)
 
 
 def _merge(s: Step, u: UndoStep) -> None:
-    s.status, s.requeue_after = u.status, u.requeue_after
+    s.status, s.requeue_after, s.rollout_only = u.status, u.requeue_after, u.rollout_only
 
 
 # -- Undoing ---------------------------------------------------------------------------------------
@@ -175,7 +176,7 @@ def previous(u: UndoStep) -> None:
             return
         u.progress(Reason.PROGRESSING, f"undo: waiting for {name} running the previous version ({detail}); traffic "
                    "stays on the hotfix")
-        u.wait_until(since, limit)
+        u.wait_until(since, limit, rollout_only=True)
         return
     if u.bg.green_hash is None:
         u.update_bg(green_hash=helper.current_hash)
@@ -297,7 +298,7 @@ def fold(u: UndoStep) -> None:
                 return
             u.progress(Reason.PROGRESSING, f"undo: waiting for Deployment {t.deployment} to finish rolling back "
                        f"({blue.updated_replicas}/{blue.replicas} updated)")
-            u.wait_until(started, u.spec.rollout.progress_deadline_seconds)
+            u.wait_until(started, u.spec.rollout.progress_deadline_seconds, rollout_only=True)
             return
         u.update_bg(folded_hash=blue.current_hash)
     folded = u.bg.folded_hash
