@@ -37,8 +37,8 @@ class Decision:
 class Step(StatusBuilder):
     obs: Observations = field(kw_only=True)
     actions: list[Action] = field(default_factory=list)
-    # the last wait was on a Deployment's rollout alone (Decision.wakes_on_pods)
-    rollout_only: bool = field(default=False, kw_only=True)
+    # every wait of this reconcile was on a Deployment's rollout alone (Decision.wakes_on_pods); None: no wait
+    rollout_only: bool | None = field(default=None, kw_only=True)
 
     @property
     def spec(self) -> Spec:
@@ -65,7 +65,7 @@ class Step(StatusBuilder):
         """Look again within `seconds`, or when what is waited on changes; `rollout_only`: that is a
         Deployment's rollout alone, so its pods' changes need not wake the release."""
         self.requeue(seconds)
-        self.rollout_only = rollout_only
+        self.rollout_only = rollout_only and self.rollout_only is not False
 
     def wait_until(self, since: datetime.datetime | None, limit: float, *, rollout_only: bool = False) -> None:
         """Wait on the cluster, and look again once `limit` seconds have passed since `since`: a deadline
@@ -120,4 +120,4 @@ class Step(StatusBuilder):
 
     def decision(self) -> Decision:
         return Decision(self.status, tuple(self.actions), tuple(self.events), self.requeue_after,
-                        wakes_on_pods=not self.rollout_only)
+                        wakes_on_pods=not self.rollout_only)  # None: no wait, so pods may matter
