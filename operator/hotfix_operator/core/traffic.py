@@ -123,6 +123,12 @@ def serving_from(s: Step, pod_hash: str) -> bool:
     return lists_only(s.obs.endpoint_ips, s.obs, pod_hash)
 
 
+def preview_share(obs: Observations, pod_hash: str) -> str:
+    """How many of the preview Service's ready endpoints are pods of `pod_hash`, as the messages say it."""
+    endpoints = obs.preview_endpoint_ips
+    return f"{len(endpoints & ips_of(obs, pod_hash))} of {len(endpoints)} ready endpoints"
+
+
 def preview_lists_only(obs: Observations, pod_hash: str) -> bool:
     """Checks sent through the preview Service reach pods of `pod_hash` alone: its EndpointSlices list only
     them. True when there is no preview Service (the checks then address what they test themselves)."""
@@ -134,9 +140,7 @@ def wait_for_preview(s: Step, pod_hash: str, side: str, since: datetime.datetime
     so and wait: a check measured now could be answered by the pods the preview Service selected before."""
     if preview_lists_only(s.obs, pod_hash):
         return True
-    endpoints = s.obs.preview_endpoint_ips
-    on_side = len(endpoints & ips_of(s.obs, pod_hash))
-    detail = f"{on_side} of {len(endpoints)} ready endpoints are {side} pods"
+    detail = f"{preview_share(s.obs, pod_hash)} are {side} pods"
     message = (f"waiting for preview Service {s.spec.target.preview_service}'s EndpointSlices to list only {side} "
                f"pods ({detail}); its checks start then, and traffic stays where it is")
     waited = (s.now - since).total_seconds()
@@ -220,8 +224,7 @@ def tear_down_green(s: Step, serving_hash: str, side: str) -> bool:
         s.say(f"restoring preview Service {t.preview_service}'s original selector")
     elif not green_gone_from_preview(s, serving_hash):
         s.say(f"waiting for preview Service {t.preview_service}'s EndpointSlices to list only {side} pods "
-              f"({len(s.obs.preview_endpoint_ips & ips_of(s.obs, serving_hash))} of "
-              f"{len(s.obs.preview_endpoint_ips)} ready endpoints): until they do, the EndpointSlice controller may "
+              f"({preview_share(s.obs, serving_hash)}): until they do, the EndpointSlice controller may "
               f"still count green's pods, and would list them behind Service {t.service}'s original selector. "
               "If this lasts, check that kube-controller-manager is running and up to date")
     elif restore_active(s):
