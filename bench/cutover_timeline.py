@@ -2,7 +2,7 @@
 polling, and not the status's whole-second timestamps): green created, green available, the active
 Service's selector on green, its EndpointSlices listing only green pods, the Deployment folded, and
 when the loopback check target answered. The operator's own latency is the gap between a cause and
-the operator's reaction to it."""
+the operator's reaction to it. Nothing polls (bench/release_phases.py says why)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client, config, watch
+
+from release_phases import ReleasePhases
 
 GREEN = "hotfix.dev/role=green"
 
@@ -132,10 +134,10 @@ def run_transitions(cluster: Any, runs: int, with_checks: bool, samples: Transit
                     "intervalSeconds": 1}] if with_checks else []
             manifest = bench.hotfix(image, 0, 0, {"prePromotion": pre} if pre else None)
             cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=bench.json.dumps(manifest), user="alice")
-            with Timeline(str(cluster.kubeconfig), ns) as timeline:
+            with Timeline(str(cluster.kubeconfig), ns) as timeline, \
+                    ReleasePhases(str(cluster.kubeconfig), ns) as phases:
                 approved = bench.approve(cluster, ns)
-                phase = bench.wait_phase(cluster, ns, {"Succeeded", "RolledBack", "Failed"}, poll=0.02)
-                done = time.monotonic()
+                phase, done = phases.wait({"Succeeded", "RolledBack", "Failed"})
                 deadline = time.monotonic() + 5
                 while "fold started" not in timeline.seen and time.monotonic() < deadline:
                     time.sleep(0.05)

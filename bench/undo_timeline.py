@@ -16,6 +16,8 @@ from typing import Any
 
 from kubernetes import client, config, watch
 
+from release_phases import ReleasePhases
+
 PREVIOUS = "previous"  # the helper's hotfix.dev/role
 NAME = "hf"
 
@@ -176,10 +178,10 @@ def run_undos(cluster: Any, runs: int, samples: UndoSamples, bench: Any) -> None
             bench.approve(cluster, ns)
             if (phase := bench.wait_phase(cluster, ns, {"Succeeded", "RolledBack", "Failed"})) != "Succeeded":
                 raise SystemExit(f"benchmark hotfix in {ns} ended {phase}")
-            with UndoTimeline(str(cluster.kubeconfig), ns, previous) as timeline:
+            with UndoTimeline(str(cluster.kubeconfig), ns, previous) as timeline, \
+                    ReleasePhases(str(cluster.kubeconfig), ns) as phases:
                 sent = set_undo(cluster, ns)
-                phase = bench.wait_phase(cluster, ns, {"Undone", "UndoFailed"}, poll=0.02)
-                done = time.monotonic()
+                phase, done = phases.wait({"Undone", "UndoFailed"})
             if phase != "Undone":
                 raise SystemExit(f"benchmark undo in {ns} ended {phase}")
             record(samples, timeline, sent, done)
