@@ -178,7 +178,7 @@ def test_status_is_written_before_any_action_and_events_come_last() -> None:
     assert not events or min(events) > max(acts), kube.calls
 
 
-def test_only_the_switch_to_green_goes_out_ahead_of_the_status_write_that_records_it() -> None:
+def test_only_the_switch_to_green_and_the_fold_go_out_ahead_of_the_status_writes_that_record_them() -> None:
     controller, kube, _ = controller_for(approved())
     before_write: list[list[str]] = []
     for _ in range(40):
@@ -192,7 +192,8 @@ def test_only_the_switch_to_green_goes_out_ahead_of_the_status_write_that_record
     green = kube.world.green
     assert green is not None
     ahead = [acts for acts in before_write if acts]
-    assert ahead == [["act:SetServiceSelector"]], before_write  # once, and nothing else ever
+    # each once, and nothing else ever
+    assert ahead == [["act:SetServiceSelector"], ["act:SetContainerImage"]], before_write
     assert any(m == green.current_hash for m in kube.world.selector_moves)
 
 

@@ -174,6 +174,7 @@ class Reason(enum.StrEnum):
     GREEN_UNAVAILABLE = "GreenUnavailable"
     TRAFFIC_SWITCHED = "TrafficSwitched"
     SELECTOR_UNRECORDED = "SelectorUnrecorded"
+    FOLD_UNRECORDED = "FoldUnrecorded"
     ENDPOINTS_UPDATING = "EndpointsUpdating"
     ENDPOINTS_NOT_CONFIRMED = "EndpointsNotConfirmed"
     ENDPOINTS_ON_GREEN = "EndpointsOnGreen"

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hotfix_operator.api import AUDIT_LIMIT, POD_TEMPLATE_HASH, ConditionType, Phase
-from hotfix_operator.core.actions import DeleteDeployment, SetServiceSelector, ahead_of_status
+from hotfix_operator.core.actions import DeleteDeployment, SetContainerImage, SetServiceSelector, ahead_of_status
 from hotfix_operator.core.lifecycle import ANY_POD, Decision, incident_id, reconcile, watched_objects
 from hotfix_operator.core.model import Abort, AuditEntry, Release, Status
 from hotfix_operator.core.observations import ImageCheck, ProvenanceCheck
@@ -261,6 +261,26 @@ class TestRollback:
         assert world.selector == APP and world.preview_selector == APP
         assert world.green is not None and world.green.deleted
 
+    def test_a_fold_whose_record_never_landed_is_counted_and_an_abort_still_rolls_the_deployment_back(self) -> None:
+        world = World(approved())
+        status = run_until(world, Status(), lambda s: s.phase == Phase.PROMOTED)
+        for _ in range(20):  # the operator stops between the fold's image write and the status that records it
+            decision = reconcile(world.release, status, world.observe())
+            if decision.status.phase == Phase.FINALIZING:
+                assert ahead_of_status(decision.actions) == (
+                    SetContainerImage("checkout", "app", HOTFIX_IMAGE, ahead_of_status=True),)
+                world.apply(decision.actions[0])
+                break
+            status = decision.status
+            world.tick()
+        assert status.phase == Phase.PROMOTED and status.timestamps.fold_started is None
+        world.release = aborted(world.release)
+        status, decisions = drive(world, status, never_dark=True)
+        assert status.phase == Phase.ROLLED_BACK
+        assert world.blue.template["spec"]["containers"][0]["image"] == BLUE_IMAGE
+        assert [e.action for e in status.audit].count("FoldUnrecorded") == 1
+        assert any(e.reason == "FoldUnrecorded" and e.type == "Warning" for d in decisions for e in d.events)
+
     def test_abort_after_the_fold_switched_traffic_goes_back_through_green(self) -> None:
         world = World(approved(scaleDownDelaySeconds=60))
         status = run_until(world, Status(), lambda s: s.timestamps.folded is not None)
@@ -308,7 +328,8 @@ class TestBookkeeping:
         st.sampled_from(["none", "before-status", "after-ahead", "after-status", "mid-actions"]), min_size=300,
         max_size=300
     ),
-    scenario=st.sampled_from(["green-comes-up", "green-never-up", "aborted-during-bake", "aborted-at-the-switch"]),
+    scenario=st.sampled_from(["green-comes-up", "green-never-up", "aborted-during-bake", "aborted-at-the-switch",
+                              "aborted-at-the-fold"]),
     tick_seconds=st.lists(st.floats(min_value=0.2, max_value=4.0), min_size=300, max_size=300),
     endpoint_syncs=st.lists(st.booleans(), min_size=300, max_size=300),
 )
@@ -316,9 +337,10 @@ def test_crashes_between_any_two_steps_converge_and_never_blackhole_traffic(
     crashes: list[str], scenario: str, tick_seconds: list[float], endpoint_syncs: list[bool]
 ) -> None:
     """The shell persists status first, then acts, except for the actions marked to go ahead of the write
-    (the switch to green); a crash can land anywhere, and the EndpointSlices follow the selector late or
-    stall for a while. Whatever the schedule, the release ends Succeeded (green up) or RolledBack (green
-    never up, or aborted during the bake), the Services end with their original selectors, the active
+    (the switch to green, the fold's image); a crash can land anywhere, and the EndpointSlices follow the
+    selector late or stall for a while. Whatever the schedule, the release ends Succeeded (green up) or
+    RolledBack (green never up, or aborted during the bake, at the switch or once the fold's image is out,
+    recorded or not), with blue's image back, the Services end with their original selectors, the active
     Service never has zero ready endpoints on the way, and status.audit accounts for every move of its
     selector, in order (as the chaos test checks against the API server's audit log)."""
     # When green can come up, the deadline is one no crash schedule can outlast (300 steps of at most 4 s),
@@ -334,6 +356,9 @@ def test_crashes_between_any_two_steps_converge_and_never_blackhole_traffic(
         on_green = world.green is not None and world.selector.get(POD_TEMPLATE_HASH) == world.green.current_hash
         if scenario == "aborted-at-the-switch" and on_green and not world.release.spec.abort:
             world.release = aborted(world.release)  # before the switch is confirmed, or recorded at all
+        folding = world.blue.template["spec"]["containers"][0]["image"] == HOTFIX_IMAGE
+        if scenario == "aborted-at-the-fold" and folding and not world.release.spec.abort:
+            world.release = aborted(world.release)  # the fold's image is out, its record may not be
         decision = reconcile(world.release, persisted, world.observe())
         if crash == "after-ahead":
             for action in ahead_of_status(decision.actions):
@@ -351,10 +376,12 @@ def test_crashes_between_any_two_steps_converge_and_never_blackhole_traffic(
         assert world.serving() > 0, f"no ready endpoints in {persisted.phase} with selector {world.selector}"
     else:
         persisted, _ = drive(world, persisted, never_dark=True)
-    expected = Phase.SUCCEEDED if scenario == "green-comes-up" else Phase.ROLLED_BACK
+    # a schedule whose EndpointSlices stall until the last step never reaches the fold, so nobody aborts
+    succeeds = scenario == "green-comes-up" or (scenario == "aborted-at-the-fold" and not world.release.spec.abort)
+    expected = Phase.SUCCEEDED if succeeds else Phase.ROLLED_BACK
     assert persisted.phase == expected, persisted.message
     assert world.selector == APP and world.preview_selector == APP
-    expected_image = HOTFIX_IMAGE if scenario == "green-comes-up" else BLUE_IMAGE
+    expected_image = HOTFIX_IMAGE if succeeds else BLUE_IMAGE
     assert world.blue.template["spec"]["containers"][0]["image"] == expected_image
     assert world.green is None or world.green.deleted
     if len(persisted.audit) < AUDIT_LIMIT:

@@ -15,11 +15,11 @@ class SetServiceSelector:
     service: str
     selector: Mapping[str, str]
     why: str
-    # Carried out before the decision's status is written, not after. Only two writes are: the switch of
+    # Carried out before the decision's status is written, not after. Only three writes are: the switch of
     # the active Service to green once its checks have passed, blue still warm (should the status write then
     # never land, the next reconcile finds the Service on a side status does not record, says so in the audit
-    # trail and moves it back: core.traffic.account_for_unrecorded), and the preview Service pointed at green
-    # for its checks (it carries no production traffic).
+    # trail and moves it back: core.traffic.account_for_unrecorded), the preview Service pointed at green
+    # for its checks (it carries no production traffic), and the fold's image (SetContainerImage).
     ahead_of_status: bool = False
 
 
@@ -40,6 +40,11 @@ class SetContainerImage:
     deployment: str
     container: str
     image: str
+    # The fold's write goes before the status write that records it (Finalizing, fold begun): green serves
+    # throughout, and should that status write never land, the next reconcile finds the Deployment on the
+    # hotfix image in Promoted and records the fold as begun (core.cutover.account_for_unrecorded_fold), so
+    # a rollback from there still rolls the Deployment back first.
+    ahead_of_status: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ Action = SetServiceSelector | CreateDeployment | DeleteDeployment | SetContainer
 
 def ahead_of_status(actions: Iterable[Action]) -> tuple[Action, ...]:
     """The actions the shell carries out before it writes the decision's status (the rest come after)."""
-    return tuple(a for a in actions if isinstance(a, SetServiceSelector) and a.ahead_of_status)
+    return tuple(a for a in actions if isinstance(a, SetServiceSelector | SetContainerImage) and a.ahead_of_status)
 
 
 def removes_protection(actions: Iterable[Action], active_service: str) -> bool:

@@ -253,7 +253,7 @@ def fold(s: Step, blue: DeploymentView) -> bool:
         report_unconfirmed(s, green_hash, "green")
         return False
     if blue.container_image(t.container) != s.spec.artifact.image:
-        s.act(SetContainerImage(t.deployment, t.container, s.spec.artifact.image))
+        s.act(SetContainerImage(t.deployment, t.container, s.spec.artifact.image, ahead_of_status=True))
         s.say(f"rolling Deployment {t.deployment} to the hotfix image; traffic stays on green")
         s.wait()
         return False
@@ -275,6 +275,25 @@ def fold(s: Step, blue: DeploymentView) -> bool:
         return False
     s.update_bg(folded_hash=blue.current_hash)
     return True
+
+
+def account_for_unrecorded_fold(s: Step) -> None:
+    """The fold's image goes out ahead of the status write that records it (Finalizing, fold begun). If that
+    write never landed, status still says Promoted while the Deployment names the hotfix image: record the fold
+    as begun, before an abort or a failed check is decided on, so that a rollback from here rolls the
+    Deployment back (unfold) before blue's pods are served again. Someone else's edit of the image is counted
+    the same way: a rollback puts blue's image back either way."""
+    blue, t = s.obs.blue, s.spec.target
+    if s.status.phase != Phase.PROMOTED or s.status.timestamps.fold_started is not None or blue is None:
+        return
+    image = blue.container_image(t.container)
+    if image != s.spec.artifact.image or image == s.bg.blue_image:
+        return
+    s.stamp(fold_started=s.now)
+    line = (f"Deployment {t.deployment} found on the hotfix image, which status does not record (the fold written "
+            "just before the operator stopped, or someone else's edit); counted as the fold begun")
+    s.add_audit(Reason.FOLD_UNRECORDED, line)
+    s.post_event("Warning", Reason.FOLD_UNRECORDED, line)
 
 
 def rolling_back(s: Step) -> None:

@@ -82,10 +82,12 @@ def reconcile(release: Release, status: Status, obs: Observations) -> Decision:
     s.update(observed_generation=release.generation)
     if s.status.phase is None:
         initialise(s)
-    elif release.spec.abort is not None and handle_abort(s, s.status.phase):
-        pass
-    elif not enforce_deadlines(s, s.status.phase):
-        run_phases(s)
+    else:
+        cutover.account_for_unrecorded_fold(s)  # before anything that may roll back
+        if release.spec.abort is not None and handle_abort(s, s.status.phase):
+            pass
+        elif not enforce_deadlines(s, s.status.phase):
+            run_phases(s)
     if status.phase in HOLDS_THE_SERVICE:
         account_for_unrecorded(s, status.blue_green)
     if s.status.phase == Phase.SUCCEEDED:
