@@ -61,16 +61,14 @@ class Gates:
             return None
 
     def check_approvals(self, release: Release) -> ApprovalCheck:
-        """The admission policy as shipped, then each approver's right, checked now. Fails closed."""
-        admission = self.authority.admission_policy()
-        if not admission.ok:
-            return ApprovalCheck(admission)
+        """The admission policy as shipped and each approver's right, checked now (together). Fails closed."""
         authors = [a for a in release.spec.approval.approvals if a.approver != release.spec.requested_by]
         undo = release.spec.undo
         if undo is not None:  # an undo's approvers, checked the same way (core.undo_approval)
             known = {a.approver for a in authors}
             authors += [a for a in undo.approvals if a.approver != undo.by and a.approver not in known]
-        return ApprovalCheck(admission, self.authority.rights(release.namespace, authors))
+        admission, rights = self.authority.check(release.namespace, authors)
+        return ApprovalCheck(admission) if rights is None else ApprovalCheck(admission, rights)
 
     def check_image(self, release: Release, policies: PolicySource) -> ImageCheck:
         """The image manifest, read by digest from its registry and hash-checked — where the policy allows.

@@ -85,20 +85,26 @@ class ApprovalAuthority:
         # the reads and reviews of one approval check are independent: issued together, it waits for one
         self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="authority")
 
-    def admission_policy(self) -> AdmissionCheck:
-        policy_name = self.shipped[0]["metadata"]["name"]
-        binding_name = self.shipped[1]["metadata"]["name"]
-        policy_f = self._pool.submit(self._read, self.admission.read_validating_admission_policy, policy_name)
+    def check(self, namespace: str, approvals: Sequence[Approval]) -> tuple[AdmissionCheck, dict[str, bool] | None]:
+        """The admission policy as shipped, and whether each approval's author still holds `approve` in
+        `namespace` with the groups admission proved: all asked at once, so an approval waits for one round
+        trip, not two. The rights are None when the policy is not as shipped: they would not count."""
+        policy_f = self._pool.submit(self._read, self.admission.read_validating_admission_policy,
+                                     self.shipped[0]["metadata"]["name"])
         binding_f = self._pool.submit(self._read, self.admission.read_validating_admission_policy_binding,
-                                      binding_name)
+                                      self.shipped[1]["metadata"]["name"])
+        asked = [(a.approver, self._pool.submit(self._may_approve, namespace, a)) for a in approvals]
         try:
             policy, binding = policy_f.result(), binding_f.result()
         except ApiException as exc:
-            return AdmissionCheck(ok=False, message=f"cannot read the admission policy ({exc.status} {exc.reason})")
+            unread = f"cannot read the admission policy ({exc.status} {exc.reason})"
+            return AdmissionCheck(ok=False, message=unread), None
         problems = admission_differences(policy, binding, self.shipped)
         if problems:
             log.warning("approvals are not counted: %s; install %s", "; ".join(problems), INSTALL_HINT)
-        return AdmissionCheck(ok=not problems, message="; ".join(problems), fingerprint=fingerprint(policy, binding))
+            return AdmissionCheck(ok=False, message="; ".join(problems), fingerprint=fingerprint(policy, binding)), None
+        rights = {who: allowed for who, future in asked if (allowed := future.result()) is not None}
+        return AdmissionCheck(ok=True, message="", fingerprint=fingerprint(policy, binding)), rights
 
     def _read(self, read: Any, name: str) -> dict[str, Any] | None:
         try:
@@ -109,11 +115,6 @@ class ApprovalAuthority:
             if exc.status == 404:
                 return None
             raise
-
-    def rights(self, namespace: str, approvals: Sequence[Approval]) -> dict[str, bool]:
-        """Does each approval's author still hold `approve` in `namespace`, with the groups admission proved?"""
-        asked = [(a.approver, self._pool.submit(self._may_approve, namespace, a)) for a in approvals]
-        return {who: allowed for who, future in asked if (allowed := future.result()) is not None}
 
     def _may_approve(self, namespace: str, approval: Approval) -> bool | None:
         review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
