@@ -396,7 +396,9 @@ def test_the_newest_copy_of_the_release_is_used_the_watchs_or_the_last_status_wr
     # the watch has not delivered this operator's last write yet: the write's copy is newer
     assert controller.release_body("shop", "checkout-hotfix", _at("119", "AwaitingApproval")) == \
         _at("120", "Deploying")
-    # someone wrote after it (an abort, say): the watch's copy is newer
+    # someone wrote after it (an abort, say): the watch's copy is newer, and the write's is not kept any longer
+    assert controller.release_body("shop", "checkout-hotfix", _at("121", "Deploying")) == _at("121", "Deploying")
+    assert ("shop", "checkout-hotfix") not in controller._written
     assert controller.release_body("shop", "checkout-hotfix", _at("121", "Deploying")) == _at("121", "Deploying")
     assert "get" not in kube.calls
 
@@ -409,14 +411,23 @@ def test_the_release_is_read_live_when_no_copy_can_be_trusted() -> None:
     assert kube.calls == ["get", "get"]
 
 
-def test_a_status_write_is_remembered_until_the_release_is_done() -> None:
+def test_a_status_write_is_remembered_without_its_managed_fields_until_the_release_is_done() -> None:
     controller, kube, _ = controller_for(approved())
-    kube.write_status = lambda release, status: _at("7", str(status.phase))  # type: ignore[method-assign,assignment]
+
+    def stored(release: Release, status: Status) -> dict[str, Any]:
+        body = _at("7", str(status.phase))
+        body["metadata"]["managedFields"] = [{"manager": "hotfix-operator", "fieldsV1": {"f:status": {}}}]
+        return body
+
+    kube.write_status = stored  # type: ignore[method-assign]
     controller.reconcile_once("shop", "checkout-hotfix")
-    assert controller._written[("shop", "checkout-hotfix")]["metadata"]["resourceVersion"] == "7"
+    assert controller._written[("shop", "checkout-hotfix")]["metadata"] == {
+        "name": "checkout-hotfix", "namespace": "shop", "resourceVersion": "7"}
+    assert controller.is_own_write("shop", "checkout-hotfix", _at("7", "Pending"))
     kube.gone = True
     assert controller.reconcile_once("shop", "checkout-hotfix").done
     assert ("shop", "checkout-hotfix") not in controller._written
+    assert not controller.is_own_write("shop", "checkout-hotfix", _at("7", "Pending"))
 
 
 def test_a_version_of_the_release_is_parsed_once_however_many_reconciles_read_it() -> None:
@@ -459,7 +470,7 @@ def test_a_release_is_finished_only_on_a_live_read() -> None:
 def test_the_watch_event_of_its_own_last_write_is_known_as_such_and_no_other() -> None:
     controller, _, _ = controller_for(approved())
     assert not controller.is_own_write("shop", "checkout-hotfix", _at("120", "Deploying")), "nothing written yet"
-    controller._written[("shop", "checkout-hotfix")] = _at("120", "Deploying")
+    controller._written_version[("shop", "checkout-hotfix")] = "120"
     assert controller.is_own_write("shop", "checkout-hotfix", _at("120", "Deploying"))
     # a later change by anyone (an approval, an abort) wakes the release
     assert not controller.is_own_write("shop", "checkout-hotfix", _at("121", "Deploying"))
