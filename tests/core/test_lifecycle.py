@@ -54,6 +54,22 @@ class TestHappyPath:
         assert world.green is not None and world.green.deleted
         assert status.condition("Ready") is not None and status.condition("Ready").status == "True"  # type: ignore[union-attr]
 
+    def test_the_waits_for_green_and_for_the_fold_are_said_by_the_step_that_starts_them(self) -> None:
+        """A person reads at once what the release waits for, and while only time passes the next reconcile
+        says exactly the same, so there is no progress line to write (controller: only_progress)."""
+        world = World(approved(), green_ready_after=3)
+        world.blue.ready_after = 3  # the fold's rollout takes a while too
+        status = Status()
+        for started in (lambda s: s.timestamps.green_created is not None,
+                        lambda s: s.timestamps.fold_started is not None):
+            status = run_until(world, status, started)
+            world.tick()
+            again = reconcile(world.release, status, world.observe(status)).status
+            assert again.phase == status.phase and again.message == status.message, (status.message, again.message)
+            assert [(c.type, c.message) for c in again.conditions] == [(c.type, c.message) for c in status.conditions]
+        assert status.message == ("waiting for Deployment checkout to finish rolling out the hotfix image (0/3 "
+                                  "updated); traffic stays on green")
+
     def test_while_green_comes_up_it_says_it_waits_and_rolls_back_only_at_the_deadline(self) -> None:
         world = World(approved(), green_ready_after=None)
         status = run_until(world, Status(), lambda s: s.timestamps.green_created is not None)

@@ -46,11 +46,12 @@ def deploying(s: Step) -> None:
     green = s.obs.green
     if green is None:
         name = s.bg.green_deployment or green_name(s.release)
-        s.act(CreateDeployment(green_deployment(s.release, blue, name, s.status.incident_id or "")))
+        manifest = green_deployment(s.release, blue, name, s.status.incident_id or "")
+        s.act(CreateDeployment(manifest))
         s.stamp(green_created=s.now)
-        # Progressing from the start: what follows until green is available (its replica count) is then a
-        # progress line, which the shell may hold back for a moment instead of writing each one
-        s.set_condition(ConditionType.GREEN_AVAILABLE, "False", Reason.PROGRESSING, f"creating Deployment {name}")
+        # Said from the start as the wait for green says it: until green is available only its replica count
+        # changes, a progress line the shell may hold back for a moment, and none at all while it stays 0
+        say_waiting_for_green(s, name, f"0/{manifest['spec']['replicas']} replicas available")
         s.wait()
         return
     if not owns_green(s):
@@ -63,10 +64,16 @@ def deploying(s: Step) -> None:
     detail = f"{green.available_replicas}/{green.replicas} replicas available"
     if green.stuck_reason:
         detail += f": {green.stuck_reason}"
-    s.set_condition(ConditionType.GREEN_AVAILABLE, "False", Reason.PROGRESSING, f"green {green.name}: {detail}")
     check_deadline(s, s.status.timestamps.green_created, Reason.PROGRESS_DEADLINE_EXCEEDED,
                    f"green {green.name} was not available in time ({detail})",
-                   waiting=f"waiting for green {green.name} ({detail})")
+                   waiting=say_waiting_for_green(s, green.name, detail))
+
+
+def say_waiting_for_green(s: Step, name: str, detail: str) -> str:
+    """Green is not available yet: its condition and the status message say so, with `detail`."""
+    s.set_condition(ConditionType.GREEN_AVAILABLE, "False", Reason.PROGRESSING, f"green {name}: {detail}")
+    s.say(waiting := f"waiting for green {name} ({detail})")
+    return waiting
 
 
 def pin_blue(s: Step, blue: DeploymentView) -> None:
@@ -254,7 +261,8 @@ def fold(s: Step, blue: DeploymentView) -> bool:
         return False
     if blue.container_image(t.container) != s.spec.artifact.image:
         s.act(SetContainerImage(t.deployment, t.container, s.spec.artifact.image, ahead_of_status=True))
-        s.say(f"rolling Deployment {t.deployment} to the hotfix image; traffic stays on green")
+        # said as the wait below says it, so that only a changed replica count makes it a new progress line
+        s.say(rolling_out_fold(t.deployment, 0, blue.replicas))
         s.wait()
         return False
     # Its template now names the hotfix image (checked above), so once its controller has caught up and
@@ -269,12 +277,16 @@ def fold(s: Step, blue: DeploymentView) -> bool:
                    f"{s.bg.green_deployment}, which runs the hotfix — fix the Deployment, then move Service "
                    f"{t.service}'s selector back to {original} and delete the green Deployment")
             return False
-        s.say(f"waiting for Deployment {t.deployment} to finish rolling out the hotfix image "
-              f"({blue.updated_replicas}/{blue.replicas} updated)")
+        s.say(rolling_out_fold(t.deployment, blue.updated_to_current, blue.replicas))
         s.wait_until(started, s.spec.rollout.progress_deadline_seconds, rollout_only=True)
         return False
     s.update_bg(folded_hash=blue.current_hash)
     return True
+
+
+def rolling_out_fold(deployment: str, updated: int, replicas: int) -> str:
+    return (f"waiting for Deployment {deployment} to finish rolling out the hotfix image ({updated}/{replicas} "
+            "updated); traffic stays on green")
 
 
 def account_for_unrecorded_fold(s: Step) -> None:

@@ -38,6 +38,12 @@ class DeploymentView:
         return None
 
     @property
+    def updated_to_current(self) -> int:
+        """Replicas running its current template: none, as far as anyone knows, until its controller has
+        observed that template (status then still counts the previous one's)."""
+        return self.updated_replicas if self.observed_generation >= self.generation else 0
+
+    @property
     def rolled_out(self) -> bool:
         """Its controller has caught up and every replica runs the current template and is available."""
         return (
