@@ -11,12 +11,15 @@ release, phase, SLA, approval, rollback or provenance series ever sees one, so t
 
 from __future__ import annotations
 
+import bisect
 import datetime
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from hotfix_operator.api import ConditionType, Phase
@@ -93,6 +96,88 @@ class _Fleet(Collector):
         yield from (active, remaining, overdue)
 
 
+class _Series:
+    """One labelled series of a _Counts or _Histograms, as `labels(...)` returns it."""
+
+    __slots__ = ("family", "key")
+
+    def __init__(self, family: _Counts | _Histograms, key: tuple[str, ...]) -> None:
+        self.family, self.key = family, key
+
+    def inc(self, amount: float = 1.0) -> None:
+        assert isinstance(self.family, _Counts)
+        self.family.add(self.key, amount)
+
+    def observe(self, value: float) -> None:
+        assert isinstance(self.family, _Histograms)
+        self.family.add(self.key, value)
+
+
+class _Counts(Collector):
+    """A labelled counter kept as plain numbers, for the families with a namespace label. prometheus_client's
+    children cost about a kilobyte each, with a lock per value, and every namespace gets its series at 0 when
+    first seen (Metrics._touch): some 28 KB per namespace, never freed. This is a few hundred bytes."""
+
+    def __init__(self, name: str, documentation: str, labelnames: list[str], registry: CollectorRegistry) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, labelnames
+        self.values: dict[tuple[str, ...], float] = {}
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def labels(self, **labels: str) -> _Series:
+        """The series for these label values, created at 0 if new (as prometheus_client's `labels` does)."""
+        key = tuple(labels[n] for n in self.labelnames)
+        with self._lock:
+            self.values.setdefault(key, 0.0)
+        return _Series(self, key)
+
+    def add(self, key: tuple[str, ...], amount: float) -> None:
+        with self._lock:
+            self.values[key] = self.values.get(key, 0.0) + amount
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        with self._lock:
+            for key, value in sorted(self.values.items()):
+                family.add_metric(list(key), value)
+        return [family]
+
+
+class _Histograms(Collector):
+    """A labelled histogram kept as plain numbers, for the same reason as _Counts."""
+
+    def __init__(self, name: str, documentation: str, labelnames: list[str], buckets: tuple[float, ...],
+                 registry: CollectorRegistry) -> None:
+        self.name, self.documentation, self.labelnames, self.buckets = name, documentation, labelnames, buckets
+        # label values -> (count per bucket, the last one +Inf; sum)
+        self.values: dict[tuple[str, ...], tuple[list[int], float]] = {}
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def labels(self, **labels: str) -> _Series:
+        key = tuple(labels[n] for n in self.labelnames)
+        with self._lock:
+            self.values.setdefault(key, ([0] * (len(self.buckets) + 1), 0.0))
+        return _Series(self, key)
+
+    def add(self, key: tuple[str, ...], value: float) -> None:
+        with self._lock:
+            counts, total = self.values.setdefault(key, ([0] * (len(self.buckets) + 1), 0.0))
+            counts[bisect.bisect_left(self.buckets, value)] += 1
+            self.values[key] = (counts, total + value)
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        with self._lock:
+            for key, (counts, total) in sorted(self.values.items()):
+                cumulative, running = [], 0
+                for bound, n in zip((*(str(float(b)) for b in self.buckets), "+Inf"), counts, strict=True):
+                    running += n
+                    cumulative.append((bound, float(running)))
+                family.add_metric(list(key), cumulative, total)
+        return [family]
+
+
 def _phases_entered(before: Status, after: Status) -> list[AuditEntry]:
     """The phase changes of this reconcile, in order: each `enter` writes an audit entry named after the
     phase, and one reconcile may pass through several phases."""
@@ -114,25 +199,25 @@ class Metrics:
                  clock: Callable[[], datetime.datetime] = _utcnow) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.transitions = Counter("hotfix_phase_transitions_total", "HotfixRelease phase transitions, by new phase",
+        self.transitions = _Counts("hotfix_phase_transitions_total", "HotfixRelease phase transitions, by new phase",
                                    ["namespace", "phase"], registry=r)
-        self.outcomes = Counter("hotfix_releases_total", "Finished HotfixReleases, by outcome (the terminal phase)",
+        self.outcomes = _Counts("hotfix_releases_total", "Finished HotfixReleases, by outcome (the terminal phase)",
                                 ["namespace", "outcome"], registry=r)
-        self.time_to_production = Histogram(
+        self.time_to_production = _Histograms(
             "hotfix_time_to_production_seconds", "From creation to traffic on the hotfix (the SLA clock)",
             ["namespace"], buckets=_DURATION_BUCKETS, registry=r)
-        self.approval_to_production = Histogram(
+        self.approval_to_production = _Histograms(
             "hotfix_approval_to_production_seconds", "From approval to traffic on the hotfix (the operator's share)",
             ["namespace"], buckets=_DURATION_BUCKETS, registry=r)
-        self.approval_wait = Histogram(
+        self.approval_wait = _Histograms(
             "hotfix_approval_wait_seconds", "From proven provenance (approval requested) to the last counted approval",
             ["namespace"], buckets=_DURATION_BUCKETS, registry=r)
         self.phase_duration = Histogram("hotfix_phase_duration_seconds",
                                         "Time spent in a phase, observed on leaving it", ["phase"],
                                         buckets=_DURATION_BUCKETS, registry=r)
-        self.sla_breaches = Counter("hotfix_sla_breaches_total", "Releases whose SLA deadline passed before traffic "
+        self.sla_breaches = _Counts("hotfix_sla_breaches_total", "Releases whose SLA deadline passed before traffic "
                                     "reached the hotfix (condition SLABreached)", ["namespace"], registry=r)
-        self.rollbacks = Counter("hotfix_rollbacks_total", "Rollbacks started (phase RollingBack), by reason",
+        self.rollbacks = _Counts("hotfix_rollbacks_total", "Rollbacks started (phase RollingBack), by reason",
                                  ["namespace", "reason"], registry=r)
         self.verifications = Counter(
             "hotfix_provenance_verifications_total", "Provenance gate results (verified, refused, retry: registry "
@@ -148,15 +233,15 @@ class Metrics:
         self.admission_policy_installed = Gauge(
             "hotfix_admission_policy_installed", "1 when the shipped admission policy and binding are installed "
             "unaltered; 0 stops every approval (kubectl apply -f crds/admission.yaml)", registry=r)
-        self.undos = Counter("hotfix_undos_total", "spec.undo after success, by outcome (Undone, UndoFailed, "
+        self.undos = _Counts("hotfix_undos_total", "spec.undo after success, by outcome (Undone, UndoFailed, "
                              "Refused)", ["namespace", "outcome"], registry=r)
-        self.undo_to_previous = Histogram(
+        self.undo_to_previous = _Histograms(
             "hotfix_undo_to_previous_seconds", "From spec.undo seen to the active Service's EndpointSlices listing "
             "only the previous version's pods", ["namespace"], buckets=_DURATION_BUCKETS, registry=r)
         self.notifications = Counter("hotfix_notifications_total", "Notices sent to the HotfixPolicy's receivers, "
                                      "by receiver, kind and result (delivered, failed)",
                                      ["receiver", "kind", "result"], registry=r)
-        self.drills = Counter("hotfix_drills_total", "Finished drills (spec.drill), by outcome (DrillPassed, "
+        self.drills = _Counts("hotfix_drills_total", "Finished drills (spec.drill), by outcome (DrillPassed, "
                               "DrillFailed); drills count nowhere else", ["namespace", "outcome"], registry=r)
         self.drill_stages = Histogram("hotfix_drill_stage_seconds", "A drill's measured stages (review, "
                                       "gatesAndDeployment, verification), observed when its verdict is in",

@@ -118,3 +118,52 @@ def test_overdue_postmortems_gauge_and_followup_failures(metrics: Metrics) -> No
     metrics.record_followup(failed)
     assert value(metrics, "hotfix_followup_steps_total", step=Step.TAG.value, result="transient") == 1
     assert value(metrics, "hotfix_followup_step_failures_total", step=Step.TAG.value, reason="RateLimited") == 1
+
+
+def test_the_per_namespace_families_expose_what_prometheus_clients_own_would_and_cost_far_less() -> None:
+    """The families with a namespace label keep plain numbers (metrics._Counts, _Histograms): scraped, they
+    read exactly as prometheus_client's Counter and Histogram with the same observations (bar the optional
+    `_created` series), while a namespace's series cost a few hundred bytes, not tens of kilobytes."""
+    import tracemalloc
+
+    from prometheus_client import Counter, Histogram, generate_latest
+
+    from hotfix_operator.metrics import _Counts, _Histograms
+
+    buckets = (5.0, 15.0, 30.0, 60.0)
+    ours_registry, theirs_registry = CollectorRegistry(), CollectorRegistry()
+    ours_c = _Counts("demo_total", "a counter", ["namespace", "phase"], ours_registry)
+    ours_h = _Histograms("demo_seconds", "a histogram", ["namespace"], buckets, ours_registry)
+    theirs_c = Counter("demo_total", "a counter", ["namespace", "phase"], registry=theirs_registry)
+    theirs_h = Histogram("demo_seconds", "a histogram", ["namespace"], buckets=buckets, registry=theirs_registry)
+    for ns in ("a", "b"):
+        for counter in (ours_c, theirs_c):
+            counter.labels(namespace=ns, phase="Pending")  # created at 0
+            counter.labels(namespace=ns, phase="Succeeded").inc()
+        for histogram in (ours_h, theirs_h):
+            for value in (0.5, 5.0, 5.1, 60.0, 61.0):  # each side of a bound, on one, past the last
+                histogram.labels(namespace=ns).observe(value)
+
+    def exposed(registry: CollectorRegistry) -> list[str]:
+        return sorted(line for line in generate_latest(registry).decode().splitlines()
+                      if "_created" not in line)
+
+    assert exposed(ours_registry) == exposed(theirs_registry)
+    assert ours_registry.get_sample_value("demo_seconds_bucket", {"namespace": "a", "le": "5.0"}) == 2
+
+    def cost(make: Any) -> int:
+        registry = CollectorRegistry()
+        tracemalloc.start()
+        families = make(registry)
+        for i in range(50):
+            families[0].labels(namespace=f"ns-{i}", phase="Pending")
+            families[1].labels(namespace=f"ns-{i}")
+        used = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        return used
+
+    ours = cost(lambda r: (_Counts("c_total", "c", ["namespace", "phase"], r),
+                           _Histograms("h_seconds", "h", ["namespace"], buckets, r)))
+    theirs = cost(lambda r: (Counter("c_total", "c", ["namespace", "phase"], registry=r),
+                             Histogram("h_seconds", "h", ["namespace"], buckets=buckets, registry=r)))
+    assert ours * 4 < theirs, (ours, theirs)
