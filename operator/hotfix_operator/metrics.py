@@ -11,6 +11,7 @@ release, phase, SLA, approval, rollback or provenance series ever sees one, so t
 
 from __future__ import annotations
 
+import abc
 import bisect
 import datetime
 import threading
@@ -97,43 +98,50 @@ class _Fleet(Collector):
 
 
 class _Series:
-    """One labelled series of a _Counts or _Histograms, as `labels(...)` returns it."""
+    """One labelled series of a _Counts or _Histograms, as `labels(...)` returns it: `inc` on a counter,
+    `observe` on a histogram."""
 
-    __slots__ = ("family", "key")
+    __slots__ = ("add", "key")
 
-    def __init__(self, family: _Counts | _Histograms, key: tuple[str, ...]) -> None:
-        self.family, self.key = family, key
+    def __init__(self, add: Callable[[tuple[str, ...], float], None], key: tuple[str, ...]) -> None:
+        self.add, self.key = add, key
 
     def inc(self, amount: float = 1.0) -> None:
-        assert isinstance(self.family, _Counts)
-        self.family.add(self.key, amount)
+        self.add(self.key, amount)
 
     def observe(self, value: float) -> None:
-        assert isinstance(self.family, _Histograms)
-        self.family.add(self.key, value)
+        self.add(self.key, value)
 
 
-class _Counts(Collector):
-    """A labelled counter kept as plain numbers, for the families with a namespace label. prometheus_client's
+class _Family(Collector):
+    """A labelled family kept as plain numbers, for the families with a namespace label. prometheus_client's
     children cost about a kilobyte each, with a lock per value, and every namespace gets its series at 0 when
     first seen (Metrics._touch): some 28 KB per namespace, never freed. This is a few hundred bytes."""
 
     def __init__(self, name: str, documentation: str, labelnames: list[str], registry: CollectorRegistry) -> None:
         self.name, self.documentation, self.labelnames = name, documentation, labelnames
-        self.values: dict[tuple[str, ...], float] = {}
         self._lock = threading.Lock()
         registry.register(self)
 
     def labels(self, **labels: str) -> _Series:
         """The series for these label values, created at 0 if new (as prometheus_client's `labels` does)."""
         key = tuple(labels[n] for n in self.labelnames)
-        with self._lock:
-            self.values.setdefault(key, 0.0)
-        return _Series(self, key)
+        self.add(key, None)
+        return _Series(self.add, key)
 
-    def add(self, key: tuple[str, ...], amount: float) -> None:
+    @abc.abstractmethod
+    def add(self, key: tuple[str, ...], value: float | None) -> None:
+        """Count `value` in the series `key` (None: only make sure it exists)."""
+
+
+class _Counts(_Family):
+    def __init__(self, name: str, documentation: str, labelnames: list[str], registry: CollectorRegistry) -> None:
+        self.values: dict[tuple[str, ...], float] = {}
+        super().__init__(name, documentation, labelnames, registry)
+
+    def add(self, key: tuple[str, ...], value: float | None) -> None:
         with self._lock:
-            self.values[key] = self.values.get(key, 0.0) + amount
+            self.values[key] = self.values.get(key, 0.0) + (value or 0.0)
 
     def collect(self) -> Iterable[Metric]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -143,38 +151,32 @@ class _Counts(Collector):
         return [family]
 
 
-class _Histograms(Collector):
-    """A labelled histogram kept as plain numbers, for the same reason as _Counts."""
-
+class _Histograms(_Family):
     def __init__(self, name: str, documentation: str, labelnames: list[str], buckets: tuple[float, ...],
                  registry: CollectorRegistry) -> None:
-        self.name, self.documentation, self.labelnames, self.buckets = name, documentation, labelnames, buckets
-        # label values -> (count per bucket, the last one +Inf; sum)
-        self.values: dict[tuple[str, ...], tuple[list[int], float]] = {}
-        self._lock = threading.Lock()
-        registry.register(self)
+        self.buckets = buckets
+        # label values -> [count per bucket (the last one +Inf), sum]
+        self.values: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
+        super().__init__(name, documentation, labelnames, registry)
 
-    def labels(self, **labels: str) -> _Series:
-        key = tuple(labels[n] for n in self.labelnames)
+    def add(self, key: tuple[str, ...], value: float | None) -> None:
         with self._lock:
-            self.values.setdefault(key, ([0] * (len(self.buckets) + 1), 0.0))
-        return _Series(self, key)
-
-    def add(self, key: tuple[str, ...], value: float) -> None:
-        with self._lock:
-            counts, total = self.values.setdefault(key, ([0] * (len(self.buckets) + 1), 0.0))
-            counts[bisect.bisect_left(self.buckets, value)] += 1
-            self.values[key] = (counts, total + value)
+            counts, total = self.values.setdefault(key, ([0] * (len(self.buckets) + 1), [0.0]))
+            if value is not None:
+                counts[bisect.bisect_left(self.buckets, value)] += 1
+                total[0] += value
 
     def collect(self) -> Iterable[Metric]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        bounds = (*(str(float(b)) for b in self.buckets), "+Inf")
         with self._lock:
             for key, (counts, total) in sorted(self.values.items()):
-                cumulative, running = [], 0
-                for bound, n in zip((*(str(float(b)) for b in self.buckets), "+Inf"), counts, strict=True):
+                running = 0
+                cumulative = []
+                for bound, n in zip(bounds, counts, strict=True):
                     running += n
                     cumulative.append((bound, float(running)))
-                family.add_metric(list(key), cumulative, total)
+                family.add_metric(list(key), cumulative, total[0])
         return [family]
 
 
