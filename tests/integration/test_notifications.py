@@ -120,11 +120,17 @@ def test_a_send_cut_off_by_a_crash_is_sent_again_with_the_same_dedupe_key(
 ) -> None:
     killed = threading.Event()
 
-    def kill_on_first_approved() -> None:  # the operator dies with the send out and its answer not written
+    def is_approved_notice(r: Request) -> bool:
+        return (r.headers.get("Idempotency-Key", "").endswith("/Approved") and r.path.endswith("bot")
+                and r.json().get("namespace") == ns)
+
+    # the receiver holds its answer until the operator is dead: the send is out, its answer never arrives
+    receiver.hold(is_approved_notice, until=killed)
+
+    def kill_on_first_approved() -> None:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            if any(r.headers.get("Idempotency-Key", "").endswith("/Approved") and r.path.endswith("bot")
-                   and r.json().get("namespace") == ns for r in receiver.requests):
+            if any(is_approved_notice(r) for r in receiver.requests):
                 running_operator.kill()
                 killed.set()
                 return

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,7 +36,9 @@ class Request:
 @dataclass
 class CheckTargets:
     """The scripted server. `script(prefix, answers)`: requests under /prefix get the answers in turn,
-    then the last one again. `metrics[name] = value` is exported at /metrics."""
+    then the last one again. `metrics[name] = value` is exported at /metrics. `hold(matches, until)`:
+    a request that `matches` gets no answer until the event `until` is set, so a test can act (kill the
+    sender, say) while the request is out and its answer not yet back."""
 
     port: int = 0
     requests: list[Request] = field(default_factory=list)
@@ -44,6 +46,7 @@ class CheckTargets:
     _scripts: dict[str, list[Answer]] = field(default_factory=dict)
     _served: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _held: tuple[Callable[[Request], bool], threading.Event] | None = None
 
     @property
     def base(self) -> str:
@@ -53,6 +56,14 @@ class CheckTargets:
         with self._lock:
             self._scripts[prefix.strip("/")] = list(answers)
             self._served[prefix.strip("/")] = 0
+
+    def hold(self, matches: Callable[[Request], bool], until: threading.Event) -> None:
+        self._held = (matches, until)
+
+    def wait_if_held(self, request: Request) -> None:
+        held = self._held
+        if held is not None and held[0](request):
+            held[1].wait(timeout=60)
 
     def under(self, prefix: str) -> list[Request]:
         return [r for r in self.requests if r.path.strip("/").startswith(prefix.strip("/"))]
@@ -85,7 +96,9 @@ def _handler(targets: CheckTargets) -> type[BaseHTTPRequestHandler]:
             if parts.path == "/metrics":
                 self._send(200, targets.exposition(), "text/plain; version=0.0.4")
                 return
-            targets.requests.append(Request(self.command, parts.path, parts.query, body, dict(self.headers)))
+            request = Request(self.command, parts.path, parts.query, body, dict(self.headers))
+            targets.requests.append(request)
+            targets.wait_if_held(request)
             answer = targets.answer_for(parts.path)
             if answer == "hang":
                 time.sleep(30)
