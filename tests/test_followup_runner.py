@@ -1,25 +1,39 @@
-"""The follow-ups' shell: the facts each publishing step renders come from the release and its status."""
+"""The follow-ups' shell: GitHub's client is loaded the first time a step is due, not when the operator starts,
+so an operator whose policies publish nowhere never pays for it."""
 
 from __future__ import annotations
 
-import datetime
+import subprocess
+import sys
+from pathlib import Path
 
-import pytest
+ROOT = Path(__file__).resolve().parents[1]
 
-from hotfix_operator.followup_runner import build_facts, repository_of
-from tests.support.followups import CONFIG, DUE, T0, make_release, promoted_status
+# a fresh interpreter: this test process has imported GitHub's client already through other tests
+PROBE = """
+import sys
+import hotfix_operator.handlers
+from hotfix_operator.adapters.policies import GitHubSettings
+from hotfix_operator.followup_runner import FollowupRunner
+
+def refuse(settings, interval):
+    raise RuntimeError("no GitHub here")
+runner = FollowupRunner(sessions=refuse)
+print("at start:", "github" in sys.modules)
+
+from tests.support.followups import T0, make_release, promoted_status
+GITHUB = GitHubSettings(api_url="https://github.invalid/api/v3", postmortem_deadline_hours=48, token="t")
+decision = runner.run(make_release(), promoted_status(), GITHUB, T0)
+print("a step due:", "github" in sys.modules)
+print("outcome:", decision.failure.reason if decision.failure else None)
+"""
 
 
-def test_facts_come_from_the_release_and_its_status() -> None:
-    facts = build_facts(make_release(), promoted_status(), CONFIG)
-    assert facts.repository == "acme/checkout" and facts.tag == "v4.1.2-hotfix.1"
-    assert facts.promoted_at == T0 and facts.postmortem_due_at == DUE
-    assert [a.approver for a in facts.approvals] == ["bob"]
-    assert facts.approvals[0].at == T0 - datetime.timedelta(minutes=10)
-    assert [e.event for e in facts.timeline][-1] == "Traffic switched to the hotfix"
-
-
-@pytest.mark.parametrize("source", ["github.com/acme/checkout", "https://github.com/acme/checkout.git",
-                                    "ghe.example.com/acme/checkout"])
-def test_repository_names(source: str) -> None:
-    assert repository_of(source) == "acme/checkout"
+def test_githubs_client_is_loaded_only_once_a_follow_up_step_is_due() -> None:
+    run = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={"PYTHONPATH": f"{ROOT / 'operator'}:{ROOT}", "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr
+    lines = dict(line.split(": ", 1) for line in run.stdout.splitlines())
+    assert lines["at start"] == "False", "the operator's import loaded GitHub's client"
+    assert lines["a step due"] == "True"
+    assert lines["outcome"] == "UnexpectedError", "the due step did not run through the session factory"

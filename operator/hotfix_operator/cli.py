@@ -182,7 +182,7 @@ def _host_port(url: str) -> str:
 
 
 def _postmortems(args: argparse.Namespace) -> int:
-    from hotfix_operator.followup_runner import repository_of
+    from hotfix_operator.followup_steps import repository_of
     from hotfix_operator.publishing import GitHubSession, PublishingError, list_tags_without_postmortem
     from hotfix_operator.publishing.facts import postmortem_path
 

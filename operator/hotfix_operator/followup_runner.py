@@ -2,8 +2,9 @@
 
 The controller calls FollowupRunner.run once per reconcile when the phase is Finalizing or Succeeded
 and the namespace's HotfixPolicy has a github section. It asks the pure core (core.followup) which
-step is due, runs it through the publishing adapters, turns their TransientError / PermanentError
-into plain data and lets the core decide the new status, events and requeue.
+step is due, has `followup_steps` run it through the publishing adapters and turn their
+TransientError / PermanentError into plain data, and lets the core decide the new status, events and
+requeue. `followup_steps` (and GitHub's client with it) is imported only when a step is first due.
 
 Where the facts come from (all of it already in the object; nothing a requester could change after
 approval, since spec is immutable):
@@ -26,38 +27,19 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hotfix_operator.adapters.policies import GitHubSettings
 from hotfix_operator.core import followup as core
-from hotfix_operator.core.followup import Config, Failure, FollowupDecision, Step
-from hotfix_operator.core.followup_results import UndoNoteResult
+from hotfix_operator.core.followup import Config, Failure, FollowupDecision
 from hotfix_operator.core.model import Release, Status
-from hotfix_operator.core.records import approvals_of, evidence_files, timeline_of
-from hotfix_operator.publishing import (
-    AssetConflictError,
-    EvidenceIntegrityError,
-    GitHubSession,
-    HotfixFacts,
-    InvalidFactsError,
-    PermanentError,
-    PublishingError,
-    TagConflictError,
-    TransientError,
-    UndoFacts,
-    check_postmortem,
-    ensure_backport,
-    ensure_overdue_issue,
-    ensure_postmortem_pr,
-    ensure_postmortem_undo_comment,
-    ensure_release,
-    ensure_tag,
-    ensure_undo_note,
-)
-from hotfix_operator.publishing.redaction import Redactor
+
+if TYPE_CHECKING:
+    from hotfix_operator.publishing import GitHubSession
 
 log = logging.getLogger(__name__)
 
-SessionFactory = Callable[[GitHubSettings, float], GitHubSession]
+SessionFactory = Callable[[GitHubSettings, float], "GitHubSession"]
 
 
 @dataclass(frozen=True)
@@ -79,18 +61,8 @@ class FollowupSettings:
                       max_backoff=self.max_backoff_seconds, permanent_retry=self.permanent_retry_seconds)
 
 
-def open_session(github: GitHubSettings, write_interval: float) -> GitHubSession:
-    if github.token is not None:
-        return GitHubSession.from_token(github.token, base_url=github.api_url,
-                                        seconds_between_writes=write_interval)
-    if github.app_id is None or github.installation_id is None or github.app_private_key is None:
-        raise PermanentError("the HotfixPolicy's github section names neither a token nor a complete GitHub App")
-    return GitHubSession.from_app_installation(github.app_id, github.app_private_key, github.installation_id,
-                                               base_url=github.api_url, seconds_between_writes=write_interval)
-
-
 class FollowupRunner:
-    def __init__(self, settings: FollowupSettings | None = None, sessions: SessionFactory = open_session) -> None:
+    def __init__(self, settings: FollowupSettings | None = None, sessions: SessionFactory | None = None) -> None:
         self.settings = settings or FollowupSettings()
         self._open = sessions
         self._sessions: dict[GitHubSettings, GitHubSession] = {}
@@ -103,28 +75,18 @@ class FollowupRunner:
         planned = core.plan(release, status, now, config)
         if planned.step is None:
             return FollowupDecision(planned.status, requeue_after=planned.requeue_after, done=planned.done)
-        step = planned.step
-        redact = Redactor()
-        for secret in (github.token, github.app_private_key):
-            if secret:
-                redact.add(secret)
-        outcome: core.Result | Failure
-        try:
-            facts = build_facts(release, planned.status, config)
-            session = self.session(github)
-            outcome = run_step(step, session, facts, planned.status, now)
-        except PublishingError as error:
-            outcome = failure_of(error, redact)
-        except Exception as error:  # a bug or an unforeseen library error: back off, never crash the loop
-            log.error("%s/%s: follow-up step %s raised %s: %s", release.namespace, release.name, step,
-                      type(error).__name__, redact(str(error)))
-            outcome = Failure(True, "UnexpectedError", redact(f"{type(error).__name__}: {error}"))
+        # imported when a step is first due: GitHub's client takes about 15 MB, which an operator whose
+        # policies publish nowhere never needs
+        from hotfix_operator import followup_steps
+
+        outcome = followup_steps.attempt(planned.step, release, planned.status, config, github, now,
+                                         lambda: self.session(github))
         if isinstance(outcome, Failure):
-            log.warning("%s/%s: follow-up %s %s: %s", release.namespace, release.name, step,
+            log.warning("%s/%s: follow-up %s %s: %s", release.namespace, release.name, planned.step,
                         "delayed" if outcome.transient else "failed", outcome.message)
             if not outcome.transient:
                 self.forget(github)  # credentials may have been rotated: open a fresh session next time
-        return core.record(release, planned.status, step, outcome, now, config)
+        return core.record(release, planned.status, planned.step, outcome, now, config)
 
     def session(self, github: GitHubSettings) -> GitHubSession:
         with self._lock:
@@ -134,8 +96,15 @@ class FollowupRunner:
                     for old in self._sessions.values():
                         old.close()
                     self._sessions.clear()
-                found = self._sessions[github] = self._open(github, self.settings.github_write_interval)
+                found = self._sessions[github] = self._opener()(github, self.settings.github_write_interval)
             return found
+
+    def _opener(self) -> SessionFactory:
+        if self._open is None:
+            from hotfix_operator.followup_steps import open_session
+
+            self._open = open_session
+        return self._open
 
     def forget(self, github: GitHubSettings) -> None:
         with self._lock:
@@ -144,90 +113,5 @@ class FollowupRunner:
             old.close()
 
 
-def run_step(step: Step, session: GitHubSession, facts: HotfixFacts, status: Status,
-             now: datetime.datetime) -> core.Result:
-    release_url = status.release.url if status.release else None
-    backport_url = status.backport.pull_request if status.backport else None
-    if step == Step.TAG:
-        return ensure_tag(session, facts)
-    if step == Step.RELEASE:
-        return ensure_release(session, facts)
-    if step == Step.BACKPORT:
-        return ensure_backport(session, facts, release_url=release_url)
-    if step == Step.POSTMORTEM_PR:
-        return ensure_postmortem_pr(session, facts, release_url=release_url, backport_url=backport_url)
-    if step == Step.POSTMORTEM_CHECK:
-        return check_postmortem(session, facts, now)
-    if step == Step.UNDO_NOTE:
-        return ensure_undo_note(session, facts, undo_facts(status))
-    if step == Step.UNDO_POSTMORTEM:
-        number = status.postmortem.number if status.postmortem else None
-        if number is None:  # the post-mortem was already on the default branch: no pull request to tell
-            return UndoNoteResult("", created=False)
-        return ensure_postmortem_undo_comment(session, facts, undo_facts(status), number)
-    postmortem_url = status.postmortem.pull_request if status.postmortem else None
-    return ensure_overdue_issue(session, facts, now=now, postmortem_pull_request_url=postmortem_url)
 
-
-def failure_of(error: PublishingError, redact: Redactor) -> Failure:
-    message = redact(error.message)
-    if isinstance(error, TransientError):
-        return Failure(True, "GitHubUnavailable", message, error.retry_after)
-    reason = "GitHubRefused"
-    if isinstance(error, TagConflictError):
-        reason = "TagConflict"
-    elif isinstance(error, AssetConflictError):
-        reason = "AssetConflict"
-    elif isinstance(error, EvidenceIntegrityError):
-        reason = "EvidenceIntegrity"
-    elif isinstance(error, InvalidFactsError):
-        reason = "InvalidFacts"
-    return Failure(False, reason, message)
-
-
-# -- facts ---------------------------------------------------------------------------------------
-
-
-def undo_facts(status: Status) -> UndoFacts:
-    undo = status.undo
-    if undo is None or undo.times.completed is None or undo.previous_image is None:
-        raise InvalidFactsError("the undo has no completion time or previous image in status.undo")
-    return UndoFacts(by=undo.by, reason=undo.reason, at=undo.times.completed, previous_image=undo.previous_image)
-
-
-def repository_of(source_repository: str) -> str:
-    """'github.com/acme/checkout' (or https://…, or …/checkout.git) -> 'acme/checkout'."""
-    text = source_repository.strip().removeprefix("https://").removeprefix("http://").removesuffix(".git")
-    parts = [p for p in text.split("/") if p]
-    if len(parts) < 2:
-        raise InvalidFactsError(f"spec.artifact.sourceRepository {source_repository!r} does not name "
-                                "<host>/<owner>/<repository>")
-    return "/".join(parts[-2:])
-
-
-def build_facts(release: Release, status: Status, config: Config) -> HotfixFacts:
-    spec = release.spec
-    promoted = status.timestamps.promoted
-    due = core.due_at(status, config)
-    if promoted is None or due is None:
-        raise InvalidFactsError("the hotfix has no promotion time in status.timestamps.promoted")
-    return HotfixFacts(
-        version=spec.version,
-        commit_sha=spec.commit_sha,
-        incident_id=status.incident_id or "",
-        ticket_url=spec.ticket_url,
-        justification=spec.justification,
-        severity=spec.severity,
-        risk_level=spec.risk_level,
-        requested_by=spec.requested_by,
-        repository=repository_of(spec.artifact.source_repository),
-        promoted_at=promoted,
-        postmortem_due_at=due,
-        approvals=approvals_of(status),  # type: ignore[arg-type]  # plain tuples are accepted
-        timeline=timeline_of(status),  # type: ignore[arg-type]
-        evidence=evidence_files(release, status),
-    )
-
-
-__all__ = ["FollowupRunner", "FollowupSettings", "build_facts", "failure_of", "open_session", "repository_of",
-           "run_step"]
+__all__ = ["FollowupRunner", "FollowupSettings"]
