@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,3 +27,15 @@ def test_what_start_up_built_is_frozen_and_the_collector_runs_less_often() -> No
     tune_garbage_collector()
     assert gc.get_freeze_count() >= len(kept)
     assert gc.get_threshold() == GC_THRESHOLDS
+
+
+def test_the_running_operator_loads_neither_httpxs_command_line_nor_rich() -> None:
+    probe = ("import sys; from hotfix_operator.cli import skip_httpx_command_line; skip_httpx_command_line(); "
+             "import hotfix_operator.handlers, httpx; "
+             "loaded = [m for m in ('rich', 'click', 'pygments', 'httpx._main') if sys.modules.get(m)]; "
+             "print(sorted(loaded), callable(httpx.Client))")
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                         env={"PYTHONPATH": str(root / "operator"), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["[]", "True"]
