@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import gc
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from hotfix_operator.cli import GC_THRESHOLDS, tune_garbage_collector
+from tests.support.fresh_python import run_fresh
 
 
 @pytest.fixture
@@ -34,8 +32,4 @@ def test_the_running_operator_loads_neither_httpxs_command_line_nor_rich() -> No
              "import hotfix_operator.handlers, httpx; "
              "loaded = [m for m in ('rich', 'click', 'pygments', 'httpx._main') if sys.modules.get(m)]; "
              "print(sorted(loaded), callable(httpx.Client))")
-    root = Path(__file__).resolve().parents[1]
-    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
-                         env={"PYTHONPATH": str(root / "operator"), "PATH": "/usr/bin:/bin"})
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["[]", "True"]
+    assert run_fresh(probe).split() == ["[]", "True"]

@@ -3,13 +3,8 @@ so an operator whose policies publish nowhere never pays for it."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+from tests.support.fresh_python import run_fresh
 
-ROOT = Path(__file__).resolve().parents[1]
-
-# a fresh interpreter: this test process has imported GitHub's client already through other tests
 PROBE = """
 import sys
 import hotfix_operator.handlers
@@ -30,10 +25,7 @@ print("outcome:", decision.failure.reason if decision.failure else None)
 
 
 def test_githubs_client_is_loaded_only_once_a_follow_up_step_is_due() -> None:
-    run = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                         env={"PYTHONPATH": f"{ROOT / 'operator'}:{ROOT}", "PATH": "/usr/bin:/bin"})
-    assert run.returncode == 0, run.stderr
-    lines = dict(line.split(": ", 1) for line in run.stdout.splitlines())
+    lines = dict(line.split(": ", 1) for line in run_fresh(PROBE).splitlines())
     assert lines["at start"] == "False", "the operator's import loaded GitHub's client"
     assert lines["a step due"] == "True"
     assert lines["outcome"] == "UnexpectedError", "the due step did not run through the session factory"

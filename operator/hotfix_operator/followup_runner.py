@@ -1,23 +1,10 @@
-"""The follow-ups' imperative shell: facts from the release and its status, one GitHub step at a time.
+"""The follow-ups' imperative shell: one GitHub step at a time, decided by the core and run by `followup_steps`.
 
 The controller calls FollowupRunner.run once per reconcile when the phase is Finalizing or Succeeded
 and the namespace's HotfixPolicy has a github section. It asks the pure core (core.followup) which
 step is due, has `followup_steps` run it through the publishing adapters and turn their
 TransientError / PermanentError into plain data, and lets the core decide the new status, events and
 requeue. `followup_steps` (and GitHub's client with it) is imported only when a step is first due.
-
-Where the facts come from (all of it already in the object; nothing a requester could change after
-approval, since spec is immutable):
-  repository      spec.artifact.sourceRepository "github.com/<owner>/<name>" (host dropped; the API
-                  host is the policy's apiUrl)
-  promoted_at     status.timestamps.promoted (also the tag's date and the deadline's origin)
-  approvals       spec.approval.approvals with decision Approve, not by the requester, at their `at`
-                  or else at status.timestamps.approved
-  timeline        status.timestamps created, verified, approved, promoted (UTC)
-  due at          status.postmortem.dueAt, fixed on first sight: promoted + policy postmortemDeadlineHours
-
-The release assets (hotfix_record.json, provenance.json, evidence.tar.gz, SHA256SUMS) are built by
-core.records from the release and its status alone.
 """
 
 from __future__ import annotations

@@ -1,7 +1,21 @@
 """The follow-ups' GitHub half: one step run through the publishing adapters, its errors turned into
 plain data (core.followup.Failure), and the facts each step is given, read from the release and its
 status. `followup_runner` imports this module the first time a step is due, so an operator whose
-policies have no github section never loads GitHub's client."""
+policies have no github section never loads GitHub's client.
+
+Where the facts come from (all of it already in the object; nothing a requester could change after
+approval, since spec is immutable):
+  repository      spec.artifact.sourceRepository "github.com/<owner>/<name>" (host dropped; the API
+                  host is the policy's apiUrl)
+  promoted_at     status.timestamps.promoted (also the tag's date and the deadline's origin)
+  approvals       spec.approval.approvals with decision Approve, not by the requester, at their `at`
+                  or else at status.timestamps.approved
+  timeline        status.timestamps created, verified, approved, promoted (UTC)
+  due at          status.postmortem.dueAt, fixed on first sight: promoted + policy postmortemDeadlineHours
+
+The release assets (hotfix_record.json, provenance.json, evidence.tar.gz, SHA256SUMS) are built by
+core.records from the release and its status alone.
+"""
 
 from __future__ import annotations
 
