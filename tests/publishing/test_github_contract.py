@@ -145,3 +145,32 @@ def test_routing_follows_the_descriptions_templates_including_multi_segment_para
 def test_scheduling_a_fault_on_an_endpoint_github_does_not_have_fails_loudly(github: LoopbackGitHub) -> None:
     with pytest.raises(KeyError, match="not in GitHub's OpenAPI description"):
         github.fail_next("POST", "/repos/{owner}/{repo}/hotfixes")
+
+
+def test_a_client_hanging_up_mid_answer_is_not_recorded_as_a_server_error(
+    github: LoopbackGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Integration tests SIGKILL the operator mid-request; its vanished socket is not GitHub failing."""
+
+    def hung_up(handler: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(github, "handle", hung_up)
+    with pytest.raises(requests.ConnectionError):
+        _rest(github, "GET", f"/repos/{REPOSITORY}")
+
+    assert github.take_violations() == []
+
+
+def test_an_exception_inside_the_server_is_answered_500_and_recorded(
+    github: LoopbackGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(handler: object) -> None:
+        raise ValueError("emulation bug")
+
+    monkeypatch.setattr(github, "handle", broken)
+    answer = _rest(github, "GET", f"/repos/{REPOSITORY}")
+
+    [violation] = github.take_violations()
+    assert answer.status_code == 500
+    assert (violation.kind, violation.detail) == ("server-error", "ValueError: emulation bug")

@@ -311,6 +311,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         app: LoopbackGitHub = self.server.app  # type: ignore[attr-defined]
         try:
             app.handle(self)
+        except ConnectionError:
+            # The client hung up mid-exchange (tests SIGKILL the operator on purpose): nobody is
+            # left to answer, and a caller going away is not the server misbehaving.
+            self.close_connection = True
         except Exception as error:  # the server must answer, and the test must learn why
             app.record_violation("server-error", self.command, self.path, f"{type(error).__name__}: {error}")
             payload = json.dumps(rep.error(f"loopback server error: {error}")).encode()
