@@ -68,15 +68,28 @@ class TestRender:
 
 
 class TestMeasurements:
-    def test_a_check_is_due_after_its_initial_delay_then_every_interval(self) -> None:
+    def test_a_check_is_due_after_its_initial_delay_then_every_interval_counted_in_whole_seconds(self) -> None:
+        """Recorded times are whole seconds cut down, so each wait gets one second on top: the stage that
+        started "at T0" may have started at T0 + 0.9 s."""
         states = (state(http_check(initialDelaySeconds=3, intervalSeconds=5, count=3)),)
-        assert due(states, PRE, T0, T0 + datetime.timedelta(seconds=2)) == ()
-        assert len(due(states, PRE, T0, T0 + datetime.timedelta(seconds=3))) == 1
-        assert due(states, POST, T0, T0 + datetime.timedelta(seconds=3)) == ()
-        after = measure(states, "pass", 3)
-        assert due(after, PRE, T0, T0 + datetime.timedelta(seconds=7)) == ()
-        assert seconds_to_next(after, PRE, T0, T0 + datetime.timedelta(seconds=7)) == 1.0
-        assert len(due(after, PRE, T0, T0 + datetime.timedelta(seconds=8))) == 1
+        assert due(states, PRE, T0, T0 + datetime.timedelta(seconds=3)) == ()
+        assert len(due(states, PRE, T0, T0 + datetime.timedelta(seconds=4))) == 1
+        assert due(states, POST, T0, T0 + datetime.timedelta(seconds=4)) == ()
+        after = measure(states, "pass", 4)
+        assert due(after, PRE, T0, T0 + datetime.timedelta(seconds=9)) == ()
+        assert seconds_to_next(after, PRE, T0, T0 + datetime.timedelta(seconds=9)) == 1.0
+        assert len(due(after, PRE, T0, T0 + datetime.timedelta(seconds=10))) == 1
+
+    def test_without_an_initial_delay_the_first_measurement_is_due_when_the_stage_starts(self) -> None:
+        states = (state(http_check(intervalSeconds=1)),)
+        assert len(due(states, PRE, T0, T0)) == 1
+
+    def test_a_measurement_recorded_at_a_second_is_not_repeated_at_the_next_one(self) -> None:
+        """Taken at 12:00:00.95 and recorded as 12:00:00, it would be due again at 12:00:01, 50 ms later:
+        a one-second interval must keep the measurements at least a second apart (CI saw two in 160 ms)."""
+        after = measure((state(http_check(intervalSeconds=1, count=3)),), "pass", 0)
+        assert due(after, PRE, T0, T0 + datetime.timedelta(seconds=1)) == ()
+        assert len(due(after, PRE, T0, T0 + datetime.timedelta(seconds=2))) == 1
 
     def test_passes_after_count_measurements_within_the_failure_limit(self) -> None:
         states = (state(http_check(count=3, failureLimit=1)),)

@@ -164,6 +164,8 @@ def test_a_failing_pre_promotion_check_keeps_every_endpoint_on_blue(
     assert "pre-promotion check health (http) failed 2 of 2" in done["status"]["message"]
     assert "last value 503" in done["status"]["message"] and "traffic never left blue" in done["status"]["message"]
     assert done["status"]["timestamps"].get("promoted") is None
+    first, second = targets.under(f"{ns}/health")
+    assert second.at - first.at >= 1.0, f"measured {second.at - first.at:.3f}s apart; the interval is 1s"
     assert any(s.phase == "PrePromotion" for s in samples.observed), "the sampler never saw the checks run"
     for s in samples.observed:
         assert s.ready and s.ready <= blue_ips, f"{s}: an endpoint that is not blue's"

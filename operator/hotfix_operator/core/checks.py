@@ -58,11 +58,22 @@ def of_stage(states: Iterable[CheckState], stage: CheckStage) -> tuple[CheckStat
     return tuple(s for s in states if s.stage == stage)
 
 
+# Status times are whole seconds, cut down (controller.utcnow): a measurement recorded at 12:00:00 may have
+# been taken at 12:00:00.95. A wait counted from a recorded time gets this step on top, so it lasts at least
+# what the check asks (at most a step more); without it two measurements 1 s apart could come 50 ms apart.
+CLOCK_STEP = datetime.timedelta(seconds=1)
+
+
+def _at_least(since: datetime.datetime, seconds: float) -> datetime.datetime:
+    """The first moment `seconds` have surely passed since a recorded time (no wait: `since` itself)."""
+    return since + datetime.timedelta(seconds=seconds) + CLOCK_STEP if seconds > 0 else since
+
+
 def _next_at(state: CheckState, stage_started: datetime.datetime) -> datetime.datetime:
-    first = stage_started + datetime.timedelta(seconds=state.spec.initial_delay_seconds)
+    first = _at_least(stage_started, state.spec.initial_delay_seconds)
     if state.last_measured_at is None:
         return first
-    return max(first, state.last_measured_at + datetime.timedelta(seconds=state.spec.interval_seconds))
+    return max(first, _at_least(state.last_measured_at, state.spec.interval_seconds))
 
 
 def due(states: Iterable[CheckState], stage: CheckStage, stage_started: datetime.datetime,
@@ -119,8 +130,7 @@ def _apply(state: CheckState, m: Measurement, stage_started: datetime.datetime) 
 
 def _enough(spec: CheckSpec, measured: int, stage_started: datetime.datetime, at: datetime.datetime) -> bool:
     if spec.duration_seconds is not None:
-        end = stage_started + datetime.timedelta(seconds=spec.initial_delay_seconds + spec.duration_seconds)
-        return at >= end
+        return at >= _at_least(stage_started, spec.initial_delay_seconds + spec.duration_seconds)
     return measured >= (spec.count or 1)
 
 
