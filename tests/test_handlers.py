@@ -4,7 +4,7 @@ them, and pods of its namespace that moved."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -66,12 +66,11 @@ def _memo() -> kopf.Memo:
     return kopf.Memo(pokes={"r1": asyncio.Event()}, interest=interest, seen={})
 
 
-def wakes(memo: kopf.Memo, handler: Callable[..., Awaitable[None]], event_type: str, body: dict[str, Any]) -> bool:
+def wakes(memo: kopf.Memo, handler: Callable[[kopf.Memo, str, dict[str, Any]], None], event_type: str,
+          body: dict[str, Any]) -> bool:
     poke = memo.pokes["r1"]
     poke.clear()
-    meta = body["metadata"]
-    asyncio.run(handler(namespace="shop", name=meta["name"], uid=meta["uid"], type=event_type, body=body,
-                        labels=meta.get("labels") or {}, memo=memo))
+    handler(memo, event_type, {**body, "metadata": {"namespace": "shop", **body["metadata"]}})
     return bool(poke.is_set())
 
 

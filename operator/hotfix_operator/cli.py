@@ -78,10 +78,10 @@ def _run(args: argparse.Namespace) -> int:
     api.user_agent = _user_agent(identity)  # the API server's audit log names the replica that wrote
     # Built before the wait, so a standby that takes over starts at once; building starts no thread and
     # sends no request. Nothing runs it before Kopf starts, and Kopf starts only once this process leads.
-    memo = handlers.shared_memo(_controller(args, api, metrics))
+    namespaces = args.namespace or []
+    memo = handlers.shared_memo(_controller(args, api, metrics), namespaces)
     elector = _lead(args, identity, metrics) if args.leader_elect else None
     metrics.leader.set(1)
-    namespaces = args.namespace or []
     tune_garbage_collector()
     try:
         asyncio.run(kopf.operator(standalone=True, clusterwide=not namespaces, namespaces=namespaces, memo=memo,

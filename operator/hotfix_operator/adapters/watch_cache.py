@@ -1,10 +1,11 @@
 """What the operator's watches last saw of the objects a cutover decides on (and of the HotfixPolicies and
 namespaces that decide which policy applies), so a reconcile reads memory instead of issuing a round of GETs.
 
-Kopf keeps the indexes (handlers.py registers one `kopf.index` per kind, built by the `*_entry` functions
-here) and holds back every handler until each kind's first list is in, so a cache that is attached is a
-whole cache. Entries are slim copies of the fields the lifecycle uses: the same functions slim a live GET,
-so both paths build the same views.
+Two sources keep the stores, under the names below: the operator's own watches (adapters.kind_watch) for
+Deployments, ReplicaSets, Services, EndpointSlices and pods, filed by the `*_keys` functions here; Kopf's
+indexes (handlers.py) for HotfixPolicies and namespaces. The cache is attached once both gave every store,
+each after its first complete list, so a cache that is attached is a whole cache. Entries are slim copies of
+the fields the lifecycle uses: the same functions slim a live GET, so both paths build the same views.
 
 A watch is behind the API server by a few milliseconds. Three rules keep that harmless:
 - a Deployment this operator just created and the cache does not have yet is read live, for at most
@@ -15,7 +16,7 @@ A watch is behind the API server by a few milliseconds. Three rules keep that ha
 - before anything is removed the controller decides again on live reads (Controller.decide), because an
   old view can show the other side serving when it no longer is.
 
-Kopf updates the indexes on the event loop while reconciles read them from worker threads: a read copies
+The watches update the stores on the event loop while reconciles read them from worker threads: a read copies
 one store's values at once (`list()` of a dict's values does not yield to other threads) and retries if a
 concurrent update still got in the way.
 """
@@ -28,11 +29,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from hotfix_operator.api import ANNOTATION_REVISION, POD_TEMPLATE_HASH
+from hotfix_operator.api import ANNOTATION_REVISION, LABEL_SERVICE_NAME, POD_TEMPLATE_HASH
 
 log = logging.getLogger(__name__)
 OWN_WRITE_SECONDS = 2.0
-# the index names, as handlers.py registers them (Kopf passes each index to handlers by its function's name)
+# the stores' names; Kopf passes its indexes to handlers by the function's name, so handlers.py's are these
 DEPLOYMENTS, REPLICA_SETS, SERVICES, ENDPOINTS, PODS, POLICIES, NAMESPACES = (
     "deployment_index", "replicaset_index", "service_index", "endpoint_index", "pod_index", "policy_index",
     "namespace_index")
@@ -40,6 +41,7 @@ INDEX_NAMES = (DEPLOYMENTS, REPLICA_SETS, SERVICES, ENDPOINTS, PODS, POLICIES, N
 # the one key every HotfixPolicy is kept under (they are few, and resolving a namespace reads them all)
 ALL = "all"
 Entry = dict[str, Any]
+Keyed = list[tuple[Any, Any]]  # what one object is stored as: (key, entry) pairs
 
 
 def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -118,6 +120,35 @@ def pod_entry(body: Mapping[str, Any]) -> Entry:
             "deleting": "deletionTimestamp" in meta}
 
 
+def slice_service(body: Mapping[str, Any]) -> str | None:
+    """The Service an EndpointSlice belongs to (its label), if any."""
+    return (_meta(body).get("labels") or {}).get(LABEL_SERVICE_NAME)
+
+
+def deployment_keys(body: Mapping[str, Any]) -> Keyed:
+    meta = _meta(body)
+    return [((meta.get("namespace"), meta.get("name")), deployment_entry(body))]
+
+
+def replicaset_keys(body: Mapping[str, Any]) -> Keyed:
+    owner = replicaset_owner(body)
+    return [((_meta(body).get("namespace"), owner), replicaset_entry(body))] if owner else []
+
+
+def service_keys(body: Mapping[str, Any]) -> Keyed:
+    meta = _meta(body)
+    return [((meta.get("namespace"), meta.get("name")), service_entry(body))]
+
+
+def endpoint_keys(body: Mapping[str, Any]) -> Keyed:
+    service = slice_service(body)
+    return [((_meta(body).get("namespace"), service), endpoint_entry(body))] if service else []
+
+
+def pod_keys(body: Mapping[str, Any]) -> Keyed:
+    return [(_meta(body).get("namespace"), pod_entry(body))]
+
+
 def policy_entry(body: Mapping[str, Any]) -> Entry:
     """A HotfixPolicy as the resolver reads it: name, uid and version (for memoising), and its spec."""
     meta = _meta(body)
@@ -153,6 +184,7 @@ def _values(index: Mapping[Any, Iterable[Any]], key: Any) -> list[Any]:
 class WatchCache:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._indexes: Mapping[str, Mapping[Any, Iterable[Any]]] | None = None
+        self._offered: dict[str, Mapping[Any, Iterable[Any]]] = {}
         # (namespace, name) -> (what this operator wrote, when): a selector, a (container, image)
         self._own_selectors: dict[tuple[str, str], tuple[Any, float]] = {}
         self._own_images: dict[tuple[str, str], tuple[Any, float]] = {}
@@ -161,9 +193,13 @@ class WatchCache:
         self._clock = clock
 
     def attach(self, indexes: Mapping[str, Mapping[Any, Iterable[Any]]]) -> None:
-        """Kopf's indexes, once a handler has them (they are the same live objects every time)."""
-        if self._indexes is None and all(name in indexes for name in INDEX_NAMES):
-            self._indexes = {name: indexes[name] for name in INDEX_NAMES}
+        """Some of the stores, each whole (Kopf's indexes once a handler has them, the own watches once listed;
+        they are the same live objects every time): read from once every store was offered. Event loop only."""
+        if self._indexes is not None:
+            return
+        self._offered.update({name: indexes[name] for name in INDEX_NAMES if name in indexes})
+        if len(self._offered) == len(INDEX_NAMES):
+            self._indexes = dict(self._offered)
             log.info("reconciles read Deployments, ReplicaSets, Services, EndpointSlices, pods, HotfixPolicies and "
                      "namespaces from the watches")
 
