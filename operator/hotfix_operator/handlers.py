@@ -171,8 +171,7 @@ def login(**_: Any) -> kopf.ConnectionInfo:
     # The credentials the kubernetes client loaded from --kubeconfig (or in-cluster); Kopf's own helper
     # would reload them from a default path instead.
     conf = client.Configuration.get_default_copy()
-    header = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix("authorization")
-    scheme, _sep, token = (header or "").rpartition(" ")
+    scheme, _sep, token = (kind_watch.authorization(conf) or "").rpartition(" ")
     return kopf.ConnectionInfo(
         server=conf.host, ca_path=conf.ssl_ca_cert, insecure=not conf.verify_ssl,
         scheme=scheme or None, token=token or None,

@@ -103,6 +103,13 @@ class Connection:
     ssl_context: ssl.SSLContext | bool = True
 
 
+def authorization(conf: Any) -> str | None:
+    """The Authorization header the kubernetes client's configuration carries (a bearer token), if any; asked
+    each time, since the client's refresh hook may rotate it."""
+    header: str | None = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix("authorization")
+    return header
+
+
 def kube_connection() -> Callable[[], Connection]:
     """The credentials the kubernetes client loaded (--kubeconfig or in-cluster), as Kopf's login uses them: the
     TLS context built once, the token read at every connection (the client's refresh hook may rotate it)."""
@@ -118,8 +125,8 @@ def kube_connection() -> Callable[[], Connection]:
             context.load_cert_chain(conf.cert_file, conf.key_file)
 
     def connect() -> Connection:
-        token = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix("authorization")
-        return Connection(conf.host, {"Authorization": token} if token else {}, context)
+        header = authorization(conf)
+        return Connection(conf.host, {"Authorization": header} if header else {}, context)
     return connect
 
 
@@ -203,6 +210,8 @@ class KindWatch:
             pending = bytearray()
             async for chunk in response.content.iter_any():
                 pending.extend(chunk)
+                if b"\n" not in chunk:  # the middle of a long object: nothing to split yet
+                    continue
                 *lines, rest = pending.split(b"\n")
                 pending = bytearray(rest)
                 for line in lines:
