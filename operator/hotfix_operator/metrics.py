@@ -183,9 +183,14 @@ class _Histograms(_Family):
 def _phases_entered(before: Status, after: Status) -> list[AuditEntry]:
     """The phase changes of this reconcile, in order: each `enter` writes an audit entry named after the
     phase, and one reconcile may pass through several phases."""
-    seen = set(before.audit)
     names = {p.value for p in Phase}
-    return [e for e in after.audit if e not in seen and e.action in names]
+    kept = len(before.audit)
+    if after.audit[:kept] == before.audit:  # appended only (the usual case): the same entries, compared by identity
+        added = after.audit[kept:]
+    else:  # the oldest entries were trimmed (api.AUDIT_LIMIT): hash them to find what is new
+        seen = set(before.audit)
+        added = tuple(e for e in after.audit if e not in seen)
+    return [e for e in added if e.action in names]
 
 
 def _entered_at(status: Status) -> datetime.datetime | None:

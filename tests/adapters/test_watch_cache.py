@@ -61,9 +61,10 @@ class Refusing(client.ApiClient):
     def __init__(self) -> None:
         super().__init__(client.Configuration(host="http://127.0.0.1:9"))
         self.requests: list[str] = []
+        self.rest_client.pool_manager = self  # type: ignore[assignment]  # every request goes through the pool
 
-    def call_api(self, *args: Any, **kwargs: Any) -> Any:
-        self.requests.append(" ".join(str(a) for a in args[:2]))
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        self.requests.append(f"{method} {url}")
         raise AssertionError(f"unexpected request {self.requests[-1]}")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from hotfix_operator.api import Phase
+from hotfix_operator.api import AUDIT_LIMIT, Phase
 from hotfix_operator.core.followup import Failure, FollowupDecision
 from hotfix_operator.core.followup_steps import Step
 from hotfix_operator.core.model import Status
@@ -60,6 +60,18 @@ def test_a_reconcile_through_several_phases_counts_each_and_times_the_ones_it_le
     # the same status again (a requeue) changes nothing
     metrics.record(after, after, NS, "hf")
     assert value(metrics, "hotfix_phase_transitions_total", namespace=NS, phase="Verifying") == 1
+
+
+def test_a_phase_entered_as_the_oldest_audit_entries_are_trimmed_is_counted_once(metrics: Metrics) -> None:
+    """At api.AUDIT_LIMIT the lifecycle drops the oldest entries as it appends: the new ones are no longer a
+    suffix of the old trail, and only they count."""
+    old = [(float(i), "ProbePassed") for i in range(AUDIT_LIMIT - 1)]
+    before = status(Phase.PROMOTED, [(0, "Promoted"), *old])
+    after = status(Phase.SUCCEEDED, [*old, (600, "ProbePassed"), (601, "Succeeded")][-AUDIT_LIMIT:])
+    metrics.record(before, after, NS, "hf")
+    assert value(metrics, "hotfix_phase_transitions_total", namespace=NS, phase="Succeeded") == 1
+    assert not value(metrics, "hotfix_phase_transitions_total", namespace=NS, phase="Promoted")
+    assert value(metrics, "hotfix_releases_total", namespace=NS, outcome="Succeeded") == 1
 
 
 def test_time_to_production_approval_wait_and_the_sla_countdown(metrics: Metrics) -> None:

@@ -4,7 +4,6 @@ SubjectAccessReview (with the groups admission proved) at the moment the approva
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from hotfix_operator.adapters.kube_rest import KubeRest, cluster_path
 from hotfix_operator.api import API_GROUP, PLURAL
 from hotfix_operator.core.governance import AdmissionCheck
 from hotfix_operator.core.model import Approval
@@ -79,8 +79,7 @@ def fingerprint(policy: dict[str, Any] | None, binding: dict[str, Any] | None) -
 class ApprovalAuthority:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
-        self.admission = client.AdmissionregistrationV1Api(api)
-        self.authorization = client.AuthorizationV1Api(api)
+        self.rest = KubeRest(api)
         self.shipped = shipped_admission()
         # the reads and reviews of one approval check are independent: issued together, it waits for one
         self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="authority")
@@ -89,9 +88,8 @@ class ApprovalAuthority:
         """The admission policy as shipped, and whether each approval's author still holds `approve` in
         `namespace` with the groups admission proved: all asked at once, so an approval waits for one round
         trip, not two. The rights are None when the policy is not as shipped: they would not count."""
-        policy_f = self._pool.submit(self._read, self.admission.read_validating_admission_policy,
-                                     self.shipped[0]["metadata"]["name"])
-        binding_f = self._pool.submit(self._read, self.admission.read_validating_admission_policy_binding,
+        policy_f = self._pool.submit(self._read, "validatingadmissionpolicies", self.shipped[0]["metadata"]["name"])
+        binding_f = self._pool.submit(self._read, "validatingadmissionpolicybindings",
                                       self.shipped[1]["metadata"]["name"])
         asked = [(a.approver, self._pool.submit(self._may_approve, namespace, a)) for a in approvals]
         try:
@@ -106,11 +104,9 @@ class ApprovalAuthority:
         rights = {who: allowed for who, future in asked if (allowed := future.result()) is not None}
         return AdmissionCheck(ok=True, message="", fingerprint=fingerprint(policy, binding)), rights
 
-    def _read(self, read: Any, name: str) -> dict[str, Any] | None:
+    def _read(self, plural: str, name: str) -> dict[str, Any] | None:
         try:
-            # as sent, without the typed client's model round trip
-            data: dict[str, Any] = json.loads(read(name, _preload_content=False).data)
-            return data
+            return self.rest.get(cluster_path("admissionregistration.k8s.io/v1", plural, name))
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -121,9 +117,8 @@ class ApprovalAuthority:
             "user": approval.approver, **({"groups": list(approval.groups)} if approval.groups else {}),
             "resourceAttributes": {"group": API_GROUP, "resource": PLURAL, "verb": "approve",
                                    "namespace": namespace}}}
-        create: Any = self.authorization.create_subject_access_review  # takes a plain dict as its body too
         try:
-            answer = json.loads(create(review, _preload_content=False).data)
+            answer = self.rest.write("POST", cluster_path("authorization.k8s.io/v1", "subjectaccessreviews"), review)
         except ApiException as exc:
             log.warning("SubjectAccessReview for %s failed: %s", approval.approver, exc.reason)
             return None  # unknown: not counted this time

@@ -17,7 +17,6 @@ then reconciles read live.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import ssl
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
@@ -26,6 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
+import orjson
 
 log = logging.getLogger(__name__)
 Body = Mapping[str, Any]
@@ -188,7 +188,7 @@ class KindWatch:
         while True:
             query: dict[str, str | int] = {"limit": PAGE_SIZE, **({"continue": token} if token else {})}
             async with await self._get(query, aiohttp.ClientTimeout(total=60)) as response:
-                page = await response.json(loads=json.loads)
+                page = await response.json(loads=orjson.loads)
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
             token = meta.get("continue") or ""
@@ -216,7 +216,7 @@ class KindWatch:
                 pending = bytearray(rest)
                 for line in lines:
                     if line.strip():
-                        version = self._handle(json.loads(line), version)
+                        version = self._handle(orjson.loads(line), version)
         return version
 
     def _handle(self, event: Mapping[str, Any], version: str) -> str:

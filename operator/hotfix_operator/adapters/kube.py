@@ -5,15 +5,21 @@ it from a worker thread."""
 from __future__ import annotations
 
 import datetime
-import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from hotfix_operator.adapters.kube_rest import (
+    JSON_PATCH,
+    MERGE_PATCH,
+    STRATEGIC_MERGE,
+    KubeRest,
+    namespaced_path,
+)
 from hotfix_operator.adapters.watch_cache import (
     Entry,
     WatchCache,
@@ -55,11 +61,9 @@ from hotfix_operator.core.observations import (
     ServiceView,
 )
 from hotfix_operator.core.undo import observed_green
-from hotfix_operator.formats import parse_utc_iso
+from hotfix_operator.formats import parse_utc_iso, utc_iso
 
 log = logging.getLogger(__name__)
-JSON_PATCH = "application/json-patch+json"
-STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
 
 def _ready_ips(pods: list[Entry], release_uid: str) -> tuple[dict[str, frozenset[str]], int]:
@@ -79,6 +83,10 @@ def _matches(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+def _release_path(namespace: str, name: str, subresource: str | None = None) -> str:
+    return namespaced_path(f"{API_GROUP}/{API_VERSION}", namespace, PLURAL, name, subresource)
+
+
 def _selector_string(labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
@@ -86,34 +94,16 @@ def _selector_string(labels: Mapping[str, str]) -> str:
 class KubeAdapter:
     def __init__(self, api: client.ApiClient, cache: WatchCache | None = None) -> None:
         self.api = api
-        self.apps = client.AppsV1Api(api)
-        self.core = client.CoreV1Api(api)
-        self.discovery = client.DiscoveryV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
+        self.rest = KubeRest(api)
         # what the watches saw; until Kopf's indexes are attached (and in unit tests) every read is live
         self.cache = cache if cache is not None else WatchCache()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="observe")
 
     # -- reads ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def read(call: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """One API call's JSON as sent: the typed client's models are skipped, which cost more than the
-        round trip itself (deserialising into models and back to dicts, on every reconcile)."""
-        response = call(*args, _preload_content=False, **kwargs)
-        data: dict[str, Any] = json.loads(response.data)
-        return data
-
-    @staticmethod
-    def send(call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """One write whose answer is not needed. The answer is still read: an unread one keeps its connection
-        out of the pool, so the next request would open (and pay for) a new TLS connection."""
-        call(*args, _preload_content=False, **kwargs).data  # noqa: B018 -- read for its side effect
-
     def get_release(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self.read(self.custom.get_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL,
-                             name)
+            return self.rest.get(_release_path(namespace, name))
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -191,19 +181,19 @@ class KubeAdapter:
         return None if entry is None else ServiceView(name=name, selector=dict(entry["selector"]))
 
     def _pods(self, namespace: str, selector: Mapping[str, str]) -> list[Entry]:
-        items = self.read(self.core.list_namespaced_pod, namespace,
-                          label_selector=_selector_string(selector)).get("items", [])
+        items = self.rest.get(namespaced_path("v1", namespace, "pods"),
+                              labelSelector=_selector_string(selector)).get("items", [])
         return [pod_entry(pod) for pod in items]
 
     def green_pods(self, release: Release) -> list[dict[str, Any]]:
         """This release's green pods as the API server lists them (for the kubernetes check)."""
         selector = _selector_string({LABEL_RELEASE_UID: release.uid})
-        pods = self.read(self.core.list_namespaced_pod, release.namespace, label_selector=selector)
+        pods = self.rest.get(namespaced_path("v1", release.namespace, "pods"), labelSelector=selector)
         return [p for p in pods.get("items", []) if "deletionTimestamp" not in p["metadata"]]
 
     def _deployment(self, namespace: str, name: str) -> DeploymentView | None:
         try:
-            raw = self.read(self.apps.read_namespaced_deployment, name, namespace)
+            raw = self.rest.get(namespaced_path("apps/v1", namespace, "deployments", name))
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -215,8 +205,8 @@ class KubeAdapter:
         """The pod-template-hash of the ReplicaSet that runs the Deployment's current revision."""
         if deployment["revision"] is None:
             return None
-        listed = self.read(self.apps.list_namespaced_replica_set, namespace,
-                           label_selector=_selector_string(deployment["selector"]))
+        listed = self.rest.get(namespaced_path("apps/v1", namespace, "replicasets"),
+                               labelSelector=_selector_string(deployment["selector"]))
         for rs in listed.get("items", []):
             entry = replicaset_entry(rs)
             if replicaset_owner(rs) == deployment["uid"] and entry["revision"] == deployment["revision"]:
@@ -225,7 +215,7 @@ class KubeAdapter:
 
     def _service(self, namespace: str, name: str) -> ServiceView | None:
         try:
-            svc = self.read(self.core.read_namespaced_service, name, namespace)
+            svc = self.rest.get(namespaced_path("v1", namespace, "services", name))
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -233,13 +223,12 @@ class KubeAdapter:
         return ServiceView(name=name, selector=service_entry(svc)["selector"])
 
     def _endpoint_ips(self, namespace: str, service: str) -> frozenset[str]:
-        slices = self.read(self.discovery.list_namespaced_endpoint_slice, namespace,
-                           label_selector=f"{LABEL_SERVICE_NAME}={service}")
+        slices = self.rest.get(namespaced_path("discovery.k8s.io/v1", namespace, "endpointslices"),
+                               labelSelector=f"{LABEL_SERVICE_NAME}={service}")
         return frozenset(ip for s in slices.get("items", []) for ip in endpoint_entry(s))
 
     def _queue_ahead(self, release: Release) -> tuple[str, ...]:
-        listed = self.read(self.custom.list_namespaced_custom_object, API_GROUP, API_VERSION, release.namespace,
-                           PLURAL)
+        listed = self.rest.get(namespaced_path(f"{API_GROUP}/{API_VERSION}", release.namespace, PLURAL))
         ahead: list[tuple[datetime.datetime, str]] = []
         for item in listed.get("items", []):
             meta = item["metadata"]
@@ -261,8 +250,7 @@ class KubeAdapter:
         # A JSON patch replacing the whole status: fields the lifecycle cleared must disappear, which a
         # merge patch would not do.
         patch = [{"op": "add", "path": "/status", "value": status.to_json()}]
-        return self.read(self.custom.patch_namespaced_custom_object_status, API_GROUP, API_VERSION,
-                         release.namespace, PLURAL, release.name, patch, _content_type=JSON_PATCH)
+        return self.rest.write("PATCH", _release_path(release.namespace, release.name, "status"), patch, JSON_PATCH)
 
     def mark_settled(self, namespace: str, name: str) -> None:
         """Label a release the operator has nothing left to do for (api.LABEL_SETTLED), and drop its finalizer:
@@ -276,8 +264,7 @@ class KubeAdapter:
             patch = {"metadata": {"labels": {LABEL_SETTLED: "true"}, "resourceVersion": meta["resourceVersion"],
                                   "finalizers": [f for f in meta.get("finalizers") or [] if f != FINALIZER]}}
             try:
-                self.send(self.custom.patch_namespaced_custom_object, API_GROUP, API_VERSION, namespace, PLURAL, name,
-                          patch)
+                self.rest.write("PATCH", _release_path(namespace, name), patch, MERGE_PATCH)
                 return
             except ApiException as exc:
                 if exc.status == 404:
@@ -291,14 +278,13 @@ class KubeAdapter:
         ns = release.namespace
         if isinstance(action, SetServiceSelector):
             selector_patch = [{"op": "replace", "path": "/spec/selector", "value": dict(action.selector)}]
-            self.send(self.core.patch_namespaced_service, action.service, ns, selector_patch,
-                      _content_type=JSON_PATCH)
+            self.rest.write("PATCH", namespaced_path("v1", ns, "services", action.service), selector_patch, JSON_PATCH)
             self.cache.wrote_selector(ns, action.service, action.selector)
             return f"Service {action.service} selector -> {dict(action.selector)} ({action.why})"
         if isinstance(action, CreateDeployment):
             name = action.manifest["metadata"]["name"]
             try:
-                self.send(self.apps.create_namespaced_deployment, ns, dict(action.manifest))
+                self.rest.write("POST", namespaced_path("apps/v1", ns, "deployments"), dict(action.manifest))
                 self.cache.created_deployment(ns, name)
             except ApiException as exc:
                 if exc.status != 409:
@@ -312,7 +298,8 @@ class KubeAdapter:
             if current.labels.get(LABEL_RELEASE_UID) != action.release_uid:
                 raise RuntimeError(f"refusing to delete Deployment {action.name}: not created by this release")
             try:
-                self.apps.delete_namespaced_deployment(action.name, ns, propagation_policy="Background")
+                self.rest.delete(namespaced_path("apps/v1", ns, "deployments", action.name),
+                                 propagationPolicy="Background")
             except ApiException as exc:
                 if exc.status != 404:
                     raise
@@ -320,31 +307,31 @@ class KubeAdapter:
         if isinstance(action, SetContainerImage):
             image_patch = {"spec": {"template": {"spec": {"containers": [{"name": action.container,
                                                                            "image": action.image}]}}}}
-            self.send(self.apps.patch_namespaced_deployment, action.deployment, ns, image_patch,
-                      _content_type=STRATEGIC_MERGE)
+            self.rest.write("PATCH", namespaced_path("apps/v1", ns, "deployments", action.deployment), image_patch,
+                            STRATEGIC_MERGE)
             self.cache.wrote_image(ns, action.deployment, action.container, action.image)
             return f"Deployment {action.deployment} container {action.container} image -> {action.image}"
         raise TypeError(f"unknown action {action!r}")
 
     def post_event(self, release: Release, event: Event, now: datetime.datetime) -> None:
         message = event.message if event.actor == OPERATOR else f"{event.actor}: {event.message}"
-        body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{release.name}.", namespace=release.namespace),
-            involved_object=client.V1ObjectReference(
-                api_version=f"{API_GROUP}/{API_VERSION}", kind="HotfixRelease", name=release.name,
-                namespace=release.namespace, uid=release.uid),
-            reason=event.reason, message=message[:1024], type=event.type,
-            source=client.V1EventSource(component="hotfix-operator"), reporting_component="hotfix-operator",
-            reporting_instance="hotfix-operator", first_timestamp=now, last_timestamp=now, count=1,
-            action=event.reason,
-        )
+        stamp = utc_iso(now)
+        body = {
+            "metadata": {"generateName": f"{release.name}.", "namespace": release.namespace},
+            "involvedObject": {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": "HotfixRelease",
+                               "name": release.name, "namespace": release.namespace, "uid": release.uid},
+            "reason": event.reason, "message": message[:1024], "type": event.type,
+            "source": {"component": "hotfix-operator"}, "reportingComponent": "hotfix-operator",
+            "reportingInstance": "hotfix-operator", "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+            "action": event.reason,
+        }
         # In the reconcile's path, after status and actions: whoever reads the phase can then find its Event
         # (an Event is still best effort; the audit trail in status is the record).
         self._send_event(release, event.reason, body)
 
-    def _send_event(self, release: Release, reason: str, body: client.CoreV1Event) -> None:
+    def _send_event(self, release: Release, reason: str, body: dict[str, Any]) -> None:
         try:
-            self.send(self.core.create_namespaced_event, release.namespace, body)
+            self.rest.write("POST", namespaced_path("v1", release.namespace, "events"), body)
         except Exception as exc:  # nothing here may break a reconcile; the audit trail has it
             log.warning("could not post Event %s for %s/%s: %s", reason, release.namespace, release.name, exc)
 
