@@ -85,19 +85,36 @@ def test_settling_drops_only_the_operators_finalizer_and_retries_a_conflict_on_a
                                              "finalizers": ["other.io/keep"]}}
 
 
-def test_a_deployment_that_already_exists_is_not_an_error_and_deletion_is_by_background_propagation(
+GREEN = {"metadata": {"name": "checkout-green", "uid": "u-1",
+                      "labels": {"hotfix.dev/release-uid": release_object().uid}}}
+
+
+def test_a_deployment_that_already_exists_is_not_an_error_and_deletion_is_of_the_object_read(
         wire: tuple[FakeWire, KubeAdapter]) -> None:
     fake, kube = wire
     release = release_object()
-    fake.answers += [(409, {"kind": "Status", "reason": "AlreadyExists"}),
-                     (200, {"metadata": {"name": "checkout-green", "labels": {"hotfix.dev/release-uid": release.uid}},
-                            "spec": {"selector": {"matchLabels": {"app": "checkout"}}}, "status": {}})]
+    fake.answers += [(409, {"kind": "Status", "reason": "AlreadyExists"}), (200, GREEN)]
     assert "already exists" in kube.execute(release, CreateDeployment({"metadata": {"name": "checkout-green"}}))
     assert kube.execute(release, DeleteDeployment("checkout-green", release.uid)) == "deleted Deployment checkout-green"
+    green = "/apis/apps/v1/namespaces/shop/deployments/checkout-green"
     assert [(s.method, s.path) for s in fake.seen] == [
-        ("POST", "/apis/apps/v1/namespaces/shop/deployments"),
-        ("GET", "/apis/apps/v1/namespaces/shop/deployments/checkout-green"),
-        ("DELETE", "/apis/apps/v1/namespaces/shop/deployments/checkout-green?propagationPolicy=Background")]
+        ("POST", "/apis/apps/v1/namespaces/shop/deployments"), ("GET", green), ("DELETE", green)]
+    assert fake.seen[-1].body == {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
+                                  "preconditions": {"uid": "u-1"}}
+
+
+def test_a_deployment_this_release_did_not_create_or_that_was_replaced_since_it_was_read_is_not_deleted(
+        wire: tuple[FakeWire, KubeAdapter]) -> None:
+    fake, kube = wire
+    release = release_object()
+    foreign = {"metadata": {"name": "checkout", "uid": "u-2", "labels": {"app": "checkout"}}}
+    fake.answers += [(200, foreign), (200, GREEN), (409, {"kind": "Status", "reason": "Conflict",
+                                                           "message": "Precondition failed: UID in precondition: u-1"})]
+    with pytest.raises(RuntimeError, match="not created by this release"):
+        kube.execute(release, DeleteDeployment("checkout", release.uid))
+    with pytest.raises(RuntimeError, match="replaced since it was read"):
+        kube.execute(release, DeleteDeployment("checkout-green", release.uid))
+    assert [s.method for s in fake.seen] == ["GET", "GET", "DELETE"]
 
 
 def test_writes_whose_answer_is_not_needed_still_give_their_connection_back(

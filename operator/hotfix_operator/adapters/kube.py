@@ -292,18 +292,7 @@ class KubeAdapter:
                 return f"Deployment {name} already exists"
             return f"created Deployment {name}"
         if isinstance(action, DeleteDeployment):
-            current = self._deployment(ns, action.name)
-            if current is None:
-                return f"Deployment {action.name} already gone"
-            if current.labels.get(LABEL_RELEASE_UID) != action.release_uid:
-                raise RuntimeError(f"refusing to delete Deployment {action.name}: not created by this release")
-            try:
-                self.rest.delete(namespaced_path("apps/v1", ns, "deployments", action.name),
-                                 propagationPolicy="Background")
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-            return f"deleted Deployment {action.name}"
+            return self._delete_own_deployment(ns, action)
         if isinstance(action, SetContainerImage):
             image_patch = {"spec": {"template": {"spec": {"containers": [{"name": action.container,
                                                                            "image": action.image}]}}}}
@@ -312,6 +301,32 @@ class KubeAdapter:
             self.cache.wrote_image(ns, action.deployment, action.container, action.image)
             return f"Deployment {action.deployment} container {action.container} image -> {action.image}"
         raise TypeError(f"unknown action {action!r}")
+
+    def _delete_own_deployment(self, ns: str, action: DeleteDeployment) -> str:
+        """Delete a Deployment only if this release created it (its label), and only the object read: its uid is
+        the delete's precondition, so one deleted and re-created under the name since the read is left alone."""
+        path = namespaced_path("apps/v1", ns, "deployments", action.name)
+        gone = f"Deployment {action.name} already gone"
+        try:
+            meta = self.rest.get(path)["metadata"]
+        except ApiException as exc:
+            if exc.status == 404:
+                return gone
+            raise
+        if (meta.get("labels") or {}).get(LABEL_RELEASE_UID) != action.release_uid:
+            raise RuntimeError(f"refusing to delete Deployment {action.name}: not created by this release")
+        options = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
+                   "preconditions": {"uid": meta["uid"]}}
+        try:
+            self.rest.delete(path, options)
+        except ApiException as exc:
+            if exc.status == 404:
+                return gone
+            if exc.status == 409:
+                raise RuntimeError(f"refusing to delete Deployment {action.name}: it was replaced since it was read "
+                                   "(another object has its name now)") from exc
+            raise
+        return f"deleted Deployment {action.name}"
 
     def post_event(self, release: Release, event: Event, now: datetime.datetime) -> None:
         message = event.message if event.actor == OPERATOR else f"{event.actor}: {event.message}"

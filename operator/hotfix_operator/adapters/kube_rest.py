@@ -54,8 +54,9 @@ class KubeRest:
         pool (an unread one would make the next request open a new TLS connection)."""
         return self._json(self.request(method, path, body, content_type=content_type))
 
-    def delete(self, path: str, **query: str) -> None:
-        self.request("DELETE", path, query=query)
+    def delete(self, path: str, options: Mapping[str, Any]) -> None:
+        """DELETE with a DeleteOptions body (propagation, preconditions)."""
+        self.request("DELETE", path, dict(options))
 
     def request(self, method: str, path: str, body: Any = None, *, query: Mapping[str, str] | None = None,
                 content_type: str = JSON) -> bytes:
