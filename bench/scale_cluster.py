@@ -35,8 +35,27 @@ AUDIT_POLICY = {
         {"level": "None"}]}
 
 
+# The control plane's own clients are rate-limited on their side: kube-controller-manager's and kwok's at 20
+# requests per second (burst 30) by default, the scheduler's at 50. Many hotfixes at once queue behind those
+# limits (each hotfix's ReplicaSets, pods and their status updates), whatever the operator does.
+# SCALE_CONTROL_PLANE_QPS=<n> raises the controller-manager's and the scheduler's to n (burst 2n), as a platform
+# team running hundreds of teams' workloads would (kwok has no such flag; it stays at its own); unset, they stay
+# stock, and each result says which.
+CONTROL_PLANE_QPS = os.environ.get("SCALE_CONTROL_PLANE_QPS")
+RATE_LIMITED = ("kube-controller-manager", "kube-scheduler")
+
+
+def control_plane_limits() -> dict[str, Any]:
+    """The client rate limits the control plane's controllers ran with, for the results."""
+    if CONTROL_PLANE_QPS is None:
+        return {"kube-controller-manager": {"qps": 20, "burst": 30}, "kube-scheduler": {"qps": 50, "burst": 100}}
+    qps = float(CONTROL_PLANE_QPS)
+    return {name: {"qps": qps, "burst": int(2 * qps)} for name in RATE_LIMITED}
+
+
 class AuditedCluster(LocalCluster):
-    """LocalCluster whose kube-apiserver audits every request of the operator's service account too."""
+    """LocalCluster whose kube-apiserver audits every request of the operator's service account too, and whose
+    controllers run with SCALE_CONTROL_PLANE_QPS's client rate limit when it is set."""
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Any:
         if name == "kube-apiserver" and "--audit-policy-file" in argv:
@@ -44,6 +63,9 @@ class AuditedCluster(LocalCluster):
             policy.write_text(json.dumps(AUDIT_POLICY))
             at = argv.index("--audit-policy-file") + 1
             argv = [*argv[:at], str(policy), *argv[at + 1:]]
+        if name in RATE_LIMITED and CONTROL_PLANE_QPS is not None:
+            qps = float(CONTROL_PLANE_QPS)
+            argv = [*argv, f"--kube-api-qps={qps:g}", f"--kube-api-burst={int(2 * qps)}"]
         return super()._spawn(name, argv, env)
 
 
