@@ -13,6 +13,8 @@ median); a batch's p95 is divided by it. Memory: the operator's peak VmRSS sampl
 runs (and VmHWM since its start). CPU: utime+stime from /proc/<pid>/stat, from filing to the last release
 finished, divided by the releases. API requests: every request the operator's service account made in that
 window, from the kube-apiserver's audit log (reads get/list, watches, writes create/update/patch/delete).
+SCALE_CONTROL_PLANE_QPS=<n> runs the controller-manager and the scheduler with client rate limits of n (burst
+2n) instead of their stock 20 and 50, and writes bench/results/scale-concurrency-qps<n>.json instead.
 """
 
 from __future__ import annotations
