@@ -199,10 +199,9 @@ class PolicyResolver:
                  clock: Callable[[], float] = time.monotonic) -> None:
         # imported here, not at module level: `hotfix-operator verify` resolves policies from files and
         # never needs the Kubernetes client (~0.3 s to import)
-        from kubernetes import client
+        from hotfix_operator.adapters.kube_rest import KubeRest
 
-        self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
+        self.rest = KubeRest(api)
         self.api = api
         self.operator_namespace = operator_namespace
         self.watch = watch
@@ -213,25 +212,32 @@ class PolicyResolver:
     def _policies_and_labels(self, namespace: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
         from kubernetes.client.exceptions import ApiException
 
+        from hotfix_operator.adapters.kube_rest import cluster_path
+
         if self.watch is not None and self.watch.attached:
             labels = self.watch.namespace_labels(namespace)
             if labels is None:  # created a moment ago: the watch has not delivered it yet
                 try:
-                    ns = self.core.read_namespace(namespace)
+                    labels = self._namespace_labels(namespace)
                 except ApiException as exc:
                     raise PolicyProblem("PolicyUnavailable", f"cannot read namespace {namespace}: {exc.reason}",
                                         transient=True) from exc
-                labels = dict((ns.metadata.labels if ns.metadata else None) or {})
             return self.watch.policies(), labels
 
         try:
-            ns = self.core.read_namespace(namespace)
-            policies = self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, "hotfixpolicies")
+            labels = self._namespace_labels(namespace)
+            items: list[dict[str, Any]] = self.rest.get(
+                cluster_path(f"{API_GROUP}/{API_VERSION}", "hotfixpolicies")).get("items") or []
         except ApiException as exc:
             raise PolicyProblem("PolicyUnavailable", f"cannot read HotfixPolicies: {exc.reason}",
                                 transient=True) from exc
-        items: list[dict[str, Any]] = self.api.sanitize_for_serialization(policies).get("items", [])
-        return items, dict((ns.metadata.labels if ns.metadata else None) or {})
+        return items, labels
+
+    def _namespace_labels(self, namespace: str) -> dict[str, str]:
+        from hotfix_operator.adapters.kube_rest import cluster_path
+
+        found = self.rest.get(cluster_path("v1", "namespaces", namespace))
+        return dict((found.get("metadata") or {}).get("labels") or {})
 
     def for_namespace(self, namespace: str) -> ResolvedPolicy:
         items, labels = self._policies_and_labels(namespace)
@@ -275,9 +281,11 @@ class PolicyResolver:
         """One key of a ConfigMap or Secret in the operator's namespace (Secret values are base64)."""
         from kubernetes.client.exceptions import ApiException
 
-        read = self.core.read_namespaced_config_map if kind == "ConfigMap" else self.core.read_namespaced_secret
+        from hotfix_operator.adapters.kube_rest import namespaced_path
+
+        plural = "configmaps" if kind == "ConfigMap" else "secrets"
         try:
-            data = read(ref["name"], self.operator_namespace).data or {}
+            data = self.rest.get(namespaced_path("v1", self.operator_namespace, plural, ref["name"])).get("data") or {}
         except ApiException as exc:
             raise self._missing(policy, kind, ref, exc) from exc
         if ref["key"] not in data:
